@@ -20,7 +20,8 @@ from hydatis.errors import HydatisError
 __all__ = ["main"]
 
 DEFAULT_SCHEDULERS = "default,tlp,lvrb,koordinator,crane,random"
-console = Console()
+# Wide enough for the comparison table when the output is a file or a pipe.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _positive(kind: type):

@@ -39,9 +39,11 @@ def _fmt(key: str, value: Any) -> str:
 def render_table(results: dict[str, dict[str, Any]], title: str = "") -> Table:
     """A rich table: a row per scheduler, the metrics as columns."""
     table = Table(title=title or None, header_style="bold")
-    table.add_column("scheduler", style="bold")
+    table.add_column("scheduler", style="bold", no_wrap=True)
     for key in METRIC_LABELS:
-        table.add_column(METRIC_LABELS[key][0], justify="right")
+        label = METRIC_LABELS[key][0]
+        widest = max(len(word) for word in label.split())
+        table.add_column(label, justify="right", overflow="fold", min_width=widest)
     for name, figures in results.items():
         table.add_row(name, *(_fmt(k, figures.get(k)) for k in METRIC_LABELS))
     return table
