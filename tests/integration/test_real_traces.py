@@ -1,0 +1,96 @@
+"""Importers, the composite trace and the calibration figures on the real public traces.
+
+Skipped when no data directory is configured (``HYDATIS_DATA_DIR`` or ``../shared/data``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hydatis.config import data_dir
+from simulator import calibration as cal
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        data_dir() is None,
+        reason="no trace data directory (set HYDATIS_DATA_DIR to the public traces)",
+    ),
+]
+
+
+def _close(a, b, path="") -> None:
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, tuple | list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    else:
+        assert math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-9), f"{path}: {a} != {b}"
+
+
+def test_importers_on_real_files():
+    from simulator.importers import (
+        diurnal_profile,
+        load_alibaba_v2018,
+        load_openb,
+        read_bitbrains_vm,
+    )
+
+    nodes, pods = load_openb()
+    assert len(nodes) == 1523 and len(pods) == 8152
+    assert pods["cpu_request"].sum() / nodes["cpu_cores"].sum() == pytest.approx(0.68, abs=0.01)
+    vm = read_bitbrains_vm(data_dir() / "bitbrains-rnd" / "2013-7" / "1.csv")
+    assert vm.step_s == 300 and len(vm) > 8000 and 0 <= vm.cpu_frac.max() <= 1
+    ds = load_alibaba_v2018()
+    ds.validate()
+    assert ds.node_metrics["cpu_util"].mean() == pytest.approx(0.335, abs=0.001)
+    assert diurnal_profile("google2019").mean() == pytest.approx(1.0)
+
+
+def test_calibration_figures_match_the_data():
+    from simulator.calibrate import recompute
+
+    figures = recompute()
+    for name, value in figures.items():
+        _close(value, getattr(cal, name), name)
+
+
+@pytest.mark.parametrize("mode", ["services", "trace"])
+def test_composite_small(mode):
+    from simulator.composite import build_composite
+
+    ds = build_composite(nodes=100, horizon_s=6 * 3600, mode=mode, seed=1)
+    ds.validate()
+    assert len(ds.nodes) == 100 and len(ds.pods) > 0
+    m = ds.meta
+    if mode == "services":
+        assert m["requested_cpu_share"] == pytest.approx(cal.REQUESTED_CPU_SHARE, abs=0.1)
+        want = cal.TARGET_CPU_USE_PER_REQUEST * m["requested_cpu_share"]
+        assert m["used_cpu_share"] == pytest.approx(want, rel=0.2)
+    else:
+        assert m["requested_cpu_share"] < 0.05  # the trace's own timing: a nearly idle cluster
+    pods = ds.pods.set_index("pod")
+    age = (ds.pod_usage["ts"] - ds.pod_usage["pod"].map(pods["start_ts"])).dt.total_seconds()
+    assert (age % 300 == 0).all()
+
+
+def test_composite_deterministic():
+    from simulator.composite import build_composite
+
+    a = build_composite(nodes=30, horizon_s=3600, seed=5)
+    b = build_composite(nodes=30, horizon_s=3600, seed=5)
+    assert a.pod_usage.equals(b.pod_usage) and a.pods.equals(b.pods)
+
+
+def test_default_dataset_uses_the_composite():
+    from simulator.datasets import default_dataset
+
+    ds, what = default_dataset(nodes=20, horizon_s=1800)
+    assert what.startswith("real composite trace (Alibaba OpenB + Bitbrains) from ")
+    assert len(ds.nodes) == 20
