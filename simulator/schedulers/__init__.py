@@ -1,0 +1,71 @@
+"""The baseline schedulers and a registry that builds one by name.
+
+Each baseline is a small pure scoring function (formula in its docstring) wired into a
+:class:`~simulator.types.FrameworkScheduler`; see README.md in this folder.
+
+Example:
+    >>> from simulator.schedulers import make_scheduler
+    >>> make_scheduler("tlp", target_utilization=40).target_utilization
+    40
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydatis.errors import ConfigError
+from simulator.schedulers.crane import CraneScheduler
+from simulator.schedulers.default import DefaultScheduler
+from simulator.schedulers.koordinator import KoordinatorScheduler
+from simulator.schedulers.random_ import RandomScheduler
+from simulator.schedulers.trimaran import (
+    LoadVariationRiskBalancingScheduler,
+    TargetLoadPackingScheduler,
+)
+from simulator.types import Scheduler
+
+__all__ = [
+    "BASELINES",
+    "CraneScheduler",
+    "DefaultScheduler",
+    "KoordinatorScheduler",
+    "LoadVariationRiskBalancingScheduler",
+    "RandomScheduler",
+    "TargetLoadPackingScheduler",
+    "make_scheduler",
+]
+
+BASELINES = ("random", "default", "tlp", "lvrb", "koordinator", "crane")
+
+_REGISTRY: dict[str, type[Scheduler]] = {
+    "random": RandomScheduler,
+    "default": DefaultScheduler,
+    "tlp": TargetLoadPackingScheduler,
+    "lvrb": LoadVariationRiskBalancingScheduler,
+    "koordinator": KoordinatorScheduler,
+    "crane": CraneScheduler,
+}
+
+
+def make_scheduler(name: str, **params: Any) -> Scheduler:
+    """Build the baseline scheduler registered as ``name``.
+
+    Args:
+        name: one of :data:`BASELINES`.
+        **params: the scheduler's keyword parameters (its constructor's defaults otherwise).
+
+    Returns:
+        A new, un-reset scheduler (call ``reset(seed)`` before ``select``).
+
+    Raises:
+        ConfigError: ``name`` is not a baseline, or a parameter is not one it takes.
+    """
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        valid = ", ".join(BASELINES)
+        raise ConfigError(f"unknown scheduler '{name}'; valid ones: {valid}") from None
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise ConfigError(f"scheduler '{name}': {exc}") from exc
