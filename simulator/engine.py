@@ -71,10 +71,12 @@ class SimConfig:
     def __post_init__(self) -> None:
         for key in ("step_s", "metrics_interval_s", "load_window_s", "bindings_memory_s"):
             if not getattr(self, key) > 0:
-                raise ConfigError(f"simulator setting '{key}' must be > 0, got {getattr(self, key)}")
+                value = getattr(self, key)
+                raise ConfigError(f"simulator setting '{key}' must be > 0, got {value}")
         for key in ("metrics_lag_s", "pending_grace_s"):
             if getattr(self, key) < 0:
-                raise ConfigError(f"simulator setting '{key}' must be >= 0, got {getattr(self, key)}")
+                value = getattr(self, key)
+                raise ConfigError(f"simulator setting '{key}' must be >= 0, got {value}")
         if self.max_pods < 1:
             raise ConfigError(f"simulator setting 'max_pods' must be >= 1, got {self.max_pods}")
         for key in ("horizon_s", "warmup_s"):
@@ -125,7 +127,7 @@ class _MetricsPipeline:
     def __init__(self, n: int, cfg: SimConfig, cap_cpu: np.ndarray, cap_mem: np.ndarray):
         self.cfg = cfg
         self.cap_cpu, self.cap_mem = cap_cpu.astype(float), cap_mem.astype(float)
-        self.lag_steps = int(round(cfg.metrics_lag_s / cfg.step_s))
+        self.lag_steps = round(cfg.metrics_lag_s / cfg.step_s)
         keep = max(cfg.load_window_s, HOUR, 300.0) + cfg.metrics_lag_s
         self.size = int(np.ceil(keep / cfg.step_s)) + 2
         self.cpu = np.zeros((self.size, n), dtype=np.float32)

@@ -149,7 +149,8 @@ def write_html(
     context = (
         f"<p><b>Dataset:</b> {html.escape(str(ds.get('description', '')))}<br>"
         f"<b>Nodes:</b> {ds.get('nodes')} &nbsp; <b>pods:</b> {ds.get('pods')} &nbsp; "
-        f"<b>seed:</b> {run.get('seed')} &nbsp; <b>step:</b> {run.get('config', {}).get('step_s')} s"
+        f"<b>seed:</b> {run.get('seed')} &nbsp; "
+        f"<b>step:</b> {run.get('config', {}).get('step_s')} s"
         f"</p><p>Requested share of the cluster: CPU {first.get('requested_cpu_share', 0):.1%},"
         f" memory {first.get('requested_mem_share', 0):.1%}. Used share: CPU "
         f"{first.get('used_cpu_share', 0):.1%}, memory {first.get('used_mem_share', 0):.1%}. "

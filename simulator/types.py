@@ -11,13 +11,14 @@ view itself.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = [
-    "DEFAULT_MILLI_CPU_REQUEST",
     "DEFAULT_MEMORY_REQUEST",
+    "DEFAULT_MILLI_CPU_REQUEST",
     "UNSET",
     "BindingLog",
     "ClusterView",
@@ -26,6 +27,7 @@ __all__ = [
     "PodSpec",
     "RecentBindings",
     "Scheduler",
+    "WindowSum",
     "fit_filter",
     "num_feasible_nodes_to_find",
 ]
@@ -129,55 +131,126 @@ class RecentBindings:
         return int(self.time.size)
 
 
-@dataclass
+_LOG_FIELDS = ("time", "node", "cpu_request", "mem_request", "cpu_limit", "mem_limit")
+
+
 class BindingLog:
     """Every binding the scheduler made, in time order: what a scheduler's own cache of
     recently scheduled pods holds (Trimaran's ScheduledPodsCache, Koordinator's assign
-    cache, Crane's binding records)."""
+    cache, Crane's binding records).
 
-    time: list[float] = field(default_factory=list)
-    node: list[int] = field(default_factory=list)
-    cpu_request: list[int] = field(default_factory=list)
-    mem_request: list[int] = field(default_factory=list)
-    cpu_limit: list[int] = field(default_factory=list)
-    mem_limit: list[int] = field(default_factory=list)
-    _cache: tuple[float, int, RecentBindings] | None = None
+    Backed by growable numpy arrays so a time window is a zero-copy slice. Positions are
+    *absolute* (they survive :meth:`prune`), so a :class:`WindowSum` can follow the log
+    incrementally. ``version`` changes on every append or prune (a cache key).
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._arrays = {
+            name: np.empty(capacity, dtype=np.float64 if name == "time" else np.int64)
+            for name in _LOG_FIELDS
+        }
+        self._n = 0  # entries held
+        self.base = 0  # absolute position of entry 0
+        self.version = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def end(self) -> int:
+        """Absolute position the next binding will get."""
+        return self.base + self._n
+
+    @property
+    def time(self) -> np.ndarray:
+        """Binding times of the entries held (a view)."""
+        return self._arrays["time"][: self._n]
 
     def append(self, t: float, node: int, pod: PodSpec) -> None:
         """Record that ``pod`` was bound to node index ``node`` at time ``t``."""
-        self.time.append(t)
-        self.node.append(node)
-        self.cpu_request.append(UNSET if pod.cpu_request is None else pod.cpu_request)
-        self.mem_request.append(UNSET if pod.mem_request is None else pod.mem_request)
-        self.cpu_limit.append(UNSET if pod.cpu_limit is None else pod.cpu_limit)
-        self.mem_limit.append(UNSET if pod.mem_limit is None else pod.mem_limit)
+        if self._n == self._arrays["time"].size:
+            for name, arr in self._arrays.items():
+                grown = np.empty(arr.size * 2, dtype=arr.dtype)
+                grown[: self._n] = arr[: self._n]
+                self._arrays[name] = grown
+        i, a = self._n, self._arrays
+        a["time"][i] = t
+        a["node"][i] = node
+        a["cpu_request"][i] = UNSET if pod.cpu_request is None else pod.cpu_request
+        a["mem_request"][i] = UNSET if pod.mem_request is None else pod.mem_request
+        a["cpu_limit"][i] = UNSET if pod.cpu_limit is None else pod.cpu_limit
+        a["mem_limit"][i] = UNSET if pod.mem_limit is None else pod.mem_limit
+        self._n += 1
+        self.version += 1
+
+    def first_after(self, t0: float) -> int:
+        """Absolute position of the first binding made strictly after ``t0``."""
+        return self.base + int(np.searchsorted(self.time, t0, side="right"))
+
+    def window(self, lo: int, hi: int) -> RecentBindings:
+        """Bindings at absolute positions ``[lo, hi)`` (clipped to what is held)."""
+        lo, hi = max(lo - self.base, 0), max(min(hi - self.base, self._n), 0)
+        return RecentBindings(*(self._arrays[name][lo:hi] for name in _LOG_FIELDS))
 
     def since(self, t0: float) -> RecentBindings:
-        """Bindings made strictly after time ``t0``."""
-        if self._cache is not None and self._cache[0] == t0 and self._cache[1] == len(self.time):
-            return self._cache[2]
-        lo = int(np.searchsorted(np.asarray(self.time[-4096:]), t0, side="right"))
-        lo += max(0, len(self.time) - 4096)
-        if lo and self.time[lo - 1] > t0:  # log longer than the searched tail
-            lo = int(np.searchsorted(np.asarray(self.time), t0, side="right"))
-        out = RecentBindings(
-            np.asarray(self.time[lo:], dtype=np.float64),
-            np.asarray(self.node[lo:], dtype=np.int64),
-            np.asarray(self.cpu_request[lo:], dtype=np.int64),
-            np.asarray(self.mem_request[lo:], dtype=np.int64),
-            np.asarray(self.cpu_limit[lo:], dtype=np.int64),
-            np.asarray(self.mem_limit[lo:], dtype=np.int64),
-        )
-        self._cache = (t0, len(self.time), out)
-        return out
+        """Bindings made strictly after time ``t0`` (views, not copies)."""
+        return self.window(self.first_after(t0), self.end)
 
     def prune(self, before: float) -> None:
         """Forget bindings older than ``before`` (no scheduler looks back further)."""
-        cut = int(np.searchsorted(np.asarray(self.time), before, side="left"))
+        cut = int(np.searchsorted(self.time, before, side="left"))
         if cut:
-            for name in ("time", "node", "cpu_request", "mem_request", "cpu_limit", "mem_limit"):
-                del getattr(self, name)[:cut]
-            self._cache = None
+            for arr in self._arrays.values():
+                arr[: self._n - cut] = arr[cut : self._n]
+            self._n -= cut
+            self.base += cut
+            self.version += 1
+
+
+class WindowSum:
+    """Per-node sum of a per-binding value over the bindings made after a moving time.
+
+    ``get(log, t0, n)`` returns, for each of ``n`` nodes, the sum of ``value(bindings)``
+    over the bindings made strictly after ``t0``. It updates incrementally (adds the new
+    bindings, subtracts those that fell out of the window), so a scheduler pays for each
+    binding twice rather than for the whole window on every pod. ``t0`` is expected to
+    move forward; if it moves back, or the log was pruned past the window, the sum is
+    rebuilt. Values are integers held in float64, so adding and subtracting is exact.
+    """
+
+    def __init__(self, value: Callable[[RecentBindings], np.ndarray]) -> None:
+        self.value = value
+        self._acc: np.ndarray | None = None
+        self._lo = self._hi = 0
+        self._log_id = 0
+
+    def _add(self, log: BindingLog, lo: int, hi: int, sign: float) -> None:
+        chunk = log.window(lo, hi)
+        if len(chunk):
+            n = self._acc.size
+            self._acc += sign * np.bincount(chunk.node, self.value(chunk), minlength=n)
+
+    def get(self, log: BindingLog, t0: float, n: int) -> np.ndarray:
+        """Per-node sums over the bindings after ``t0`` (do not modify the result)."""
+        lo = log.first_after(t0)
+        fresh = (
+            self._acc is None
+            or self._acc.size != n
+            or self._log_id != id(log)
+            or lo < self._lo
+            or self._lo < log.base
+        )
+        if fresh:
+            self._acc = np.zeros(n)
+            self._lo = self._hi = lo
+            self._log_id = id(log)
+        if log.end > self._hi:
+            self._add(log, self._hi, log.end, 1.0)
+            self._hi = log.end
+        if lo > self._lo:
+            self._add(log, self._lo, min(lo, self._hi), -1.0)
+            self._lo = lo
+        return self._acc
 
 
 @dataclass
@@ -336,17 +409,18 @@ class FrameworkScheduler(Scheduler):
             feasible &= extra
         n = view.n_nodes
         start = getattr(self, "_next_start", 0) % max(n, 1)
-        order = np.roll(np.arange(n), -start)
-        ok = feasible[order]
+        found = np.flatnonzero(feasible)
+        if start:  # visit from the start index, wrapping around
+            k = int(np.searchsorted(found, start))
+            found = np.concatenate((found[k:], found[:k]))
         want = num_feasible_nodes_to_find(n, self.percentage_of_nodes_to_score)
-        found = np.flatnonzero(ok)
         if found.size > want:
-            processed = int(found[want - 1]) + 1
             found = found[:want]
+            processed = (int(found[-1]) - start) % n + 1
         else:
             processed = n
         self._next_start = (start + processed) % max(n, 1)
-        return order[found]
+        return found
 
     def select(self, pod: PodSpec, view: ClusterView) -> int | None:
         nodes = self.candidates(pod, view)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from simulator.schedulers._common import MAX_NODE_SCORE, MIN_NODE_SCORE, per_node_sum
-from simulator.types import ClusterView, FrameworkScheduler, PodSpec, RecentBindings
+from simulator.types import ClusterView, FrameworkScheduler, PodSpec, RecentBindings, WindowSum
 
 __all__ = [
     "DEFAULT_CPU_AVG_5M_LIMIT",
@@ -179,6 +179,10 @@ def hot_value(
     return hot
 
 
+def _ones(bindings: RecentBindings) -> np.ndarray:
+    return np.ones(len(bindings))
+
+
 class CraneScheduler(FrameworkScheduler):
     """Crane Dynamic: filter overloaded nodes, prefer low real usage and few recent pods.
 
@@ -219,6 +223,7 @@ class CraneScheduler(FrameworkScheduler):
     def reset(self, seed: int) -> None:
         super().reset(seed)
         self._metric_cache = None
+        self._counts = [WindowSum(_ones) for _ in self.hot_value_policy]
 
     def _metric_parts(self, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
         """(filter mask, score before the hot value) of every node.
@@ -258,7 +263,8 @@ class CraneScheduler(FrameworkScheduler):
     def score(self, pod: PodSpec, view: ClusterView, nodes: np.ndarray) -> np.ndarray:
         """:func:`crane_score` of the candidates: the load score minus 10 × hot value."""
         base = self._metric_parts(view)[1][nodes]
-        longest = max((r for r, _ in self.hot_value_policy), default=0.0)
-        recent = view.bindings.since(view.now - longest)
-        hot = hot_value(recent, view.now, view.n_nodes, self.hot_value_policy)[nodes]
+        hot = np.zeros(nodes.size, dtype=np.int64)
+        for (time_range, count), window in zip(self.hot_value_policy, self._counts, strict=True):
+            bound = window.get(view.bindings, view.now - time_range, view.n_nodes)[nodes]
+            hot += bound.astype(np.int64) // count
         return np.clip(base - 10 * hot, MIN_NODE_SCORE, MAX_NODE_SCORE)  # hot is an int

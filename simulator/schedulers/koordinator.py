@@ -17,7 +17,7 @@ from simulator.schedulers._common import (
     per_node_sum,
     unset_to_zero,
 )
-from simulator.types import ClusterView, FrameworkScheduler, PodSpec
+from simulator.types import ClusterView, FrameworkScheduler, PodSpec, RecentBindings, WindowSum
 
 __all__ = [
     "DEFAULT_CPU_SCALING_FACTOR",
@@ -206,6 +206,18 @@ class KoordinatorScheduler(FrameworkScheduler):
     def reset(self, seed: int) -> None:
         super().reset(seed)
         self._base_cache = None
+        self._est_cpu = WindowSum(self._estimate_cpu)
+        self._est_mem = WindowSum(self._estimate_mem)
+
+    def _estimate_cpu(self, b: RecentBindings) -> np.ndarray:
+        return estimate_usage(
+            b.cpu_request, b.cpu_limit, self.cpu_scaling_factor, DEFAULT_MILLI_CPU_REQUEST
+        ).astype(np.float64)
+
+    def _estimate_mem(self, b: RecentBindings) -> np.ndarray:
+        return estimate_usage(
+            b.mem_request, b.mem_limit, self.mem_scaling_factor, DEFAULT_MEMORY_REQUEST
+        ).astype(np.float64)
 
     def _base_usage(self, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
         """Per node: reported usage + estimates of the recent pods (ints), no incoming pod.
@@ -216,8 +228,7 @@ class KoordinatorScheduler(FrameworkScheduler):
         m, log = view.metrics, view.bindings
         key = (
             id(log),
-            len(log.time),
-            (log.time[0], log.time[-1]) if log.time else None,
+            log.version,
             m.updated_at.tobytes(),
             m.cpu_used.tobytes(),
             m.mem_used.tobytes(),
@@ -227,7 +238,13 @@ class KoordinatorScheduler(FrameworkScheduler):
             return cached[1]
         upd = m.updated_at
         cpu, mem = nan_to_zero(m.cpu_used), nan_to_zero(m.mem_used)
-        if np.any(~np.isnan(upd)):
+        reported = upd[~np.isnan(upd)]
+        if reported.size and reported.min() == reported.max():
+            # Every node reported at the same time (as in the simulator): one window.
+            t0 = float(reported[0]) - self.report_interval_s
+            cpu = cpu + self._est_cpu.get(log, t0, view.n_nodes)
+            mem = mem + self._est_mem.get(log, t0, view.n_nodes)
+        elif reported.size:
             t0 = float(np.nanmin(upd))
             if self.node_metric_expiration_s > 0:  # older nodes are expired: never used
                 t0 = max(t0, view.now - self.node_metric_expiration_s)

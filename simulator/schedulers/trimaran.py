@@ -15,9 +15,15 @@ from simulator.schedulers._common import (
     MIN_NODE_SCORE,
     go_round,
     nan_to_zero,
-    per_node_sum,
 )
-from simulator.types import UNSET, ClusterView, FrameworkScheduler, PodSpec, RecentBindings
+from simulator.types import (
+    UNSET,
+    ClusterView,
+    FrameworkScheduler,
+    PodSpec,
+    RecentBindings,
+    WindowSum,
+)
 
 __all__ = [
     "DEFAULT_MARGIN",
@@ -215,25 +221,26 @@ class TargetLoadPackingScheduler(FrameworkScheduler):
         self.reporting_interval_s = reporting_interval_s
         self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
 
-    def _missing_cpu(self, bindings: RecentBindings, n_nodes: int) -> np.ndarray:
-        """Per-node predicted CPU of the given bindings."""
-        if len(bindings) == 0:
-            return np.zeros(n_nodes)
-        pred = predict_cpu(
+    def reset(self, seed: int) -> None:
+        super().reset(seed)
+        self._missing = WindowSum(self._predicted_cpu)
+
+    def _predicted_cpu(self, bindings: RecentBindings) -> np.ndarray:
+        """Predicted CPU of each of the given bindings."""
+        return predict_cpu(
             bindings.cpu_request,
             bindings.cpu_limit,
             self.requests_multiplier,
             self.default_requests_milli,
-        )
-        return per_node_sum(bindings, pred, n_nodes)
+        ).astype(np.float64)
 
     def score(self, pod: PodSpec, view: ClusterView, nodes: np.ndarray) -> np.ndarray:
         """:func:`tlp_score` of the candidate nodes."""
         metrics = view.metrics
         if np.isnan(metrics.window_end):
             return np.full(nodes.size, MIN_NODE_SCORE, dtype=np.int64)
-        recent = view.bindings.since(metrics.window_end - self.reporting_interval_s)
-        missing = self._missing_cpu(recent, view.n_nodes)[nodes]
+        t0 = metrics.window_end - self.reporting_interval_s
+        missing = self._missing.get(view.bindings, t0, view.n_nodes)[nodes]
         pod_cpu = _pod_predicted_cpu(pod, self.requests_multiplier, self.default_requests_milli)
         return tlp_score(
             metrics.cpu_used[nodes], missing, pod_cpu, view.cap_cpu[nodes], self.target_utilization

@@ -18,8 +18,13 @@ TIMING = {"latency_p50_ms", "latency_p99_ms", "wall_s"}
 
 def _small_dataset(tmp_path):
     pods = [
-        {"start": 30.0 * i, "end": 30.0 * i + 3600, "cpu": 1 + (i % 4), "mem": 2.0,
-         "use": [(0.5 + (i % 5) * 0.6, 1.5), (1.5, 1.8), (3.0 * (i % 2), 1.9)]}
+        {
+            "start": 30.0 * i,
+            "end": 30.0 * i + 3600,
+            "cpu": 1 + (i % 4),
+            "mem": 2.0,
+            "use": [(0.5 + (i % 5) * 0.6, 1.5), (1.5, 1.8), (3.0 * (i % 2), 1.9)],
+        }
         for i in range(60)
     ]
     ds = make_dataset([(8, 32)] * 6 + [(16, 64)] * 2, pods, horizon_s=5400, ramp_s=600)
@@ -30,8 +35,19 @@ def test_simulate_writes_every_output_and_is_deterministic(tmp_path, capsys):
     path = _small_dataset(tmp_path)
     names = ",".join(BASELINES)
     for run in ("a", "b"):
-        code = main(["simulate", "--dataset", str(path), "--schedulers", names,
-                     "--seed", "3", "--out", str(tmp_path / run)])
+        code = main(
+            [
+                "simulate",
+                "--dataset",
+                str(path),
+                "--schedulers",
+                names,
+                "--seed",
+                "3",
+                "--out",
+                str(tmp_path / run),
+            ]
+        )
         assert code == 0
     out = capsys.readouterr().out
     assert "default" in out and "availability" in out
@@ -50,8 +66,17 @@ def test_simulate_writes_every_output_and_is_deterministic(tmp_path, capsys):
 
 def test_unknown_scheduler_is_a_clear_error(tmp_path, capsys):
     path = _small_dataset(tmp_path)
-    code = main(["simulate", "--dataset", str(path), "--schedulers", "default,nope",
-                 "--out", str(tmp_path / "x")])
+    code = main(
+        [
+            "simulate",
+            "--dataset",
+            str(path),
+            "--schedulers",
+            "default,nope",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
     assert code == 2
     assert "nope" in capsys.readouterr().out
 

@@ -19,8 +19,12 @@ def good():
         [{"cpu": 1, "end": 600}, {"start": 30, "cpu": 2, "use": [(1, 1), (2, 1)]}],
     )
     ds.node_metrics = pd.DataFrame(
-        {"ts": ts([0, 30, 60]), "node": ["n0", "n1", "n0"], "cpu_util": [0.1, 0.2, 0.3],
-         "mem_util": [0.5, 0.5, 0.5]}
+        {
+            "ts": ts([0, 30, 60]),
+            "node": ["n0", "n1", "n0"],
+            "cpu_util": [0.1, 0.2, 0.3],
+            "mem_util": [0.5, 0.5, 0.5],
+        }
     )
     return ds
 
@@ -54,16 +58,20 @@ def _retype(table, col, dtype):
 
 CASES = [
     ("missing-column", _drop("pods", "priority"), "pods", "priority", None),
-    ("wrong-type-string-for-number", _retype("nodes", "cpu_cores", str), "nodes", "cpu_cores",
-     None),
+    (
+        "wrong-type-string-for-number",
+        _retype("nodes", "cpu_cores", str),
+        "nodes",
+        "cpu_cores",
+        None,
+    ),
     ("wrong-type-float-priority", _retype("pods", "priority", float), "pods", "priority", None),
     ("util-above-one", _set("node_metrics", "cpu_util", 2, 1.5), "node_metrics", "cpu_util", 2),
     ("util-negative", _set("node_metrics", "mem_util", 1, -0.1), "node_metrics", "mem_util", 1),
     ("util-nan", _set("node_metrics", "cpu_util", 0, np.nan), "node_metrics", "cpu_util", 0),
     ("end-before-start", _set("pods", "end_ts", 1, ts(10)), "pods", "end_ts", 1),
     ("pod-on-unknown-node", _set("pods", "node", 1, "ghost"), "pods", "node", 1),
-    ("metric-of-unknown-node", _set("node_metrics", "node", 2, "ghost"), "node_metrics", "node",
-     2),
+    ("metric-of-unknown-node", _set("node_metrics", "node", 2, "ghost"), "node_metrics", "node", 2),
     ("usage-of-unknown-pod", _set("pod_usage", "pod", 2, "ghost"), "pod_usage", "pod", 2),
     ("duplicate-node", _set("nodes", "node", 1, "n0"), "nodes", "node", 1),
     ("zero-capacity", _set("nodes", "mem_gib", 0, 0.0), "nodes", "mem_gib", 0),
@@ -72,8 +80,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("mutate", "table", "column", "row"),
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("mutate", "table", "column", "row"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_bad_input_names_table_column_and_row(mutate, table, column, row):
     ds = good()
     mutate(ds)

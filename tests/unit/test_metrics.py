@@ -16,14 +16,29 @@ def result(node_cpu, *, alive=None, impacted=None, warmup=0.0, step=30.0):
     alive = np.asarray(alive if alive is not None else [1] * steps)
     impacted = np.asarray(impacted if impacted is not None else zeros)
     return SimResult(
-        scheduler="x", seed=0, step_s=step, warmup_s=warmup, times=np.arange(steps) * step,
-        node_cpu=node_cpu, node_mem=node_cpu * 0.5, cpu_overloaded_nodes=zeros,
-        pods_alive=alive, pods_impacted=impacted, impacted_pending=impacted,
-        impacted_cpu=zeros, impacted_oom=zeros, pending=zeros,
-        requested_cpu_share=np.full(steps, 0.5), requested_mem_share=np.full(steps, 0.25),
-        latencies_s=np.array([0.001, 0.002, 0.003]), pending_times_s=np.array([0.0, 30.0]),
-        placements=2, evictions=0, never_placed=0,
-        cap_cpu=np.full(n, 4000), cap_mem=np.full(n, 8 * 1024**3),
+        scheduler="x",
+        seed=0,
+        step_s=step,
+        warmup_s=warmup,
+        times=np.arange(steps) * step,
+        node_cpu=node_cpu,
+        node_mem=node_cpu * 0.5,
+        cpu_overloaded_nodes=zeros,
+        pods_alive=alive,
+        pods_impacted=impacted,
+        impacted_pending=impacted,
+        impacted_cpu=zeros,
+        impacted_oom=zeros,
+        pending=zeros,
+        requested_cpu_share=np.full(steps, 0.5),
+        requested_mem_share=np.full(steps, 0.25),
+        latencies_s=np.array([0.001, 0.002, 0.003]),
+        pending_times_s=np.array([0.0, 30.0]),
+        placements=2,
+        evictions=0,
+        never_placed=0,
+        cap_cpu=np.full(n, 4000),
+        cap_mem=np.full(n, 8 * 1024**3),
     )
 
 
