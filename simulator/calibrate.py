@@ -8,6 +8,7 @@ the committed numbers against the data.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -23,10 +24,12 @@ from simulator.importers.openb import load_openb
 
 __all__ = [
     "QUANTILE_GRID",
+    "SOURCE_GLOBS",
     "bitbrains_vm_stats",
     "main",
     "random_fit_node_cpu",
     "recompute",
+    "source_fingerprint",
     "usable_vms",
 ]
 
@@ -34,6 +37,33 @@ QUANTILE_GRID = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0
 MIN_VM_STEPS = 576  # a VM profile must span at least 2 days of 5-min steps
 MIN_VM_COVERAGE = 0.5  # and hold real samples in at least half of its steps
 SIG = 4  # significant digits kept in the committed figures
+
+
+#: The files the figures are derived from, relative to the data directory.
+SOURCE_GLOBS = (
+    "alibaba-openb/openb_node_list_all_node.csv",
+    "alibaba-openb/openb_pod_list_default.csv",
+    f"{DEFAULT_FOLDER}/*.csv",
+    "datacenter-aggregates/google2019/machine_usage_grouped_300_seconds.csv",
+    "datacenter-aggregates/alibaba2018/machine_usage_grouped_300_seconds.csv",
+    "alibaba-v2018/machine_usage*.csv",
+)
+
+
+def source_fingerprint(data_dir: str | Path | None = None) -> str:
+    """SHA-256 over the names and contents of the source files (:data:`SOURCE_GLOBS`).
+
+    It tells whether a data directory holds the very slice the committed figures came
+    from: on another slice (another month, day range or pod mix) the figures legitimately
+    differ, and a check against them does not apply.
+    """
+    base = Path(data_dir) if data_dir is not None else require_data_dir()
+    digest = hashlib.sha256()
+    for pattern in SOURCE_GLOBS:
+        for file in sorted(base.glob(pattern)):
+            digest.update(file.relative_to(base).as_posix().encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _r(x: float) -> float:

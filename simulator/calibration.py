@@ -51,11 +51,16 @@ __all__ = [
     "QUANTILE_GRID",
     "REQUESTED_CPU_SHARE",
     "REQUESTED_MEM_SHARE",
+    "SOURCE_FINGERPRINT",
     "TARGET_CPU_USE_PER_REQUEST",
     "TARGET_MEM_USE_PER_REQUEST",
     "VM_CPU_LEVEL_Q",
     "VM_MEM_LEVEL_Q",
 ]
+
+# SHA-256 of the source files' names and contents (simulator.calibrate.source_fingerprint):
+# the figures are checked against a data directory only when it holds this very slice.
+SOURCE_FINGERPRINT = "7e393074c248fe9a10674431bb00129c3fb746f07daf4362948959824e3c1385"
 
 # Quantile levels of every *_Q figure below.
 QUANTILE_GRID = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 ALIBABA_DIR = "alibaba-v2018"
-DEFAULT_USAGE = "machine_usage_days1-6.csv"
+DEFAULT_USAGE = "machine_usage*.csv"  # any day range of the excerpt, or the full file
 DEFAULT_META = "machine_meta.csv"
 DEFAULT_T0 = pd.Timestamp("2018-01-01T00:00:00Z")
 MEM_GIB_AT_100 = 512.0
@@ -67,6 +67,20 @@ _META_COLS = (
 )
 
 
+def _paths(name: str | Path, data_dir: str | Path | None) -> list[Path]:
+    """The files a name stands for: a glob pattern (``*``, ``?``) matches several."""
+    text = str(name)
+    if not any(ch in text for ch in "*?["):
+        return [_path(name, data_dir)]
+    pattern = Path(text)
+    folder = pattern.parent if len(pattern.parts) > 1 else Path(ALIBABA_DIR)
+    base = resolve(folder, data_dir)
+    files = sorted(p for p in base.glob(pattern.name) if p.is_file())
+    if not files:
+        raise DataSourceError(f"{base}: no file matches {pattern.name!r}")
+    return files
+
+
 def _path(name: str | Path, data_dir: str | Path | None) -> Path:
     p = Path(name)
     if p.exists() or p.is_absolute() or len(p.parts) > 1:
@@ -85,7 +99,8 @@ def read_machine_usage(
     """Read ``machine_usage`` in chunks into a ``node_metrics`` table.
 
     Args:
-        path: the CSV file, or its name inside ``<data_dir>/alibaba-v2018/``.
+        path: the CSV file, or its name inside ``<data_dir>/alibaba-v2018/``; a glob
+            pattern (the default, ``machine_usage*.csv``) reads every matching file.
         data_dir: where the traces live (default :func:`hydatis.config.data_dir`).
         t0: the timestamp of the trace's second 0.
         machines: keep only these machine ids (the full trace has ~4,000).
@@ -98,18 +113,24 @@ def read_machine_usage(
         DataSourceError: a bad number or an empty machine id, time or CPU/memory value,
             naming the file, line and column.
     """
-    file = _path(path, data_dir)
+    files = _paths(path, data_dir)
+    file = files[0]
     keep = set(machines) if machines is not None else None
     frames = []
-    for _first, chunk in read_csv_chunks(
-        file,
-        columns=_USAGE_COLS,
-        numeric=_USAGE_COLS[1:],
-        header=False,
-        required=("machine_id", "time_stamp", "cpu_util_percent", "mem_util_percent"),
-        chunksize=chunksize,
-        string=("machine_id",),
-    ):
+    chunks = (
+        chunk
+        for f in files
+        for _first, chunk in read_csv_chunks(
+            f,
+            columns=_USAGE_COLS,
+            numeric=_USAGE_COLS[1:],
+            header=False,
+            required=("machine_id", "time_stamp", "cpu_util_percent", "mem_util_percent"),
+            chunksize=chunksize,
+            string=("machine_id",),
+        )
+    )
+    for chunk in chunks:
         if keep is not None:
             chunk = chunk[chunk["machine_id"].isin(keep)]
         disk = chunk["disk_io_percent"].to_numpy(dtype="float64")

