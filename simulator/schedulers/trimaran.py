@@ -104,7 +104,8 @@ def tlp_score(
     A node without a CPU metric (NaN ``used``) scores 0 (MinNodeScore).
 
     Args:
-        node_cpu_used: CPU in use at the metrics sample (millicores; NaN = no metric).
+        node_cpu_used: the node's CPU use as load-watcher reports it, the mean over its
+            window (``avg_over_time``), in millicores; NaN = no metric.
         missing_cpu: predicted CPU of pods bound too recently to show in the metric.
         pod_cpu: the incoming pod's predicted CPU.
         cap_cpu: node CPU *capacity* (not allocatable).
@@ -243,7 +244,11 @@ class TargetLoadPackingScheduler(FrameworkScheduler):
         missing = self._missing.get(view.bindings, t0, view.n_nodes)[nodes]
         pod_cpu = _pod_predicted_cpu(pod, self.requests_multiplier, self.default_requests_milli)
         return tlp_score(
-            metrics.cpu_used[nodes], missing, pod_cpu, view.cap_cpu[nodes], self.target_utilization
+            metrics.cpu_avg[nodes] * view.cap_cpu[nodes],
+            missing,
+            pod_cpu,
+            view.cap_cpu[nodes],
+            self.target_utilization,
         )
 
 

@@ -134,7 +134,7 @@ def test_tlp_score(used, missing, pod, cap, target, expected):
 def _tlp_view() -> ClusterView:
     view = ClusterView.empty(np.array([4000, 4000]), np.array([8 * GI, 8 * GI]), now=1060.0)
     view.metrics.window_end = 1000.0
-    view.metrics.cpu_used[:] = 0.0
+    view.metrics.cpu_avg[:] = 0.0
     return view
 
 
@@ -142,7 +142,8 @@ def test_tlp_worked_check_through_the_scheduler():
     """X=50, 4-core nodes using 1/2/3 cores, a pod predicting 0 (explicit zero request)."""
     view = ClusterView.empty(np.full(3, 4000), np.full(3, 8 * GI))
     view.metrics.window_end = 0.0
-    view.metrics.cpu_used[:] = [1000.0, 2000.0, 3000.0]
+    view.metrics.cpu_avg[:] = [0.25, 0.5, 0.75]  # 1, 2 and 3 of 4 cores over the window
+    view.metrics.cpu_used[:] = 4000.0  # the latest sample is not what TLP reads
     sched = TargetLoadPackingScheduler(target_utilization=50)
     sched.reset(0)
     pod = PodSpec("p", cpu_request=0, mem_request=GI)
