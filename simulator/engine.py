@@ -121,8 +121,9 @@ class SimResult:
 
 
 class _MetricsPipeline:
-    """Node samples as a metrics pipeline keeps them: a ring of recent samples and hourly
-    maxima for a day, published with a lag."""
+    """Node samples as a metrics pipeline keeps them: a ring of recent samples, their
+    5-minute averages, and hourly maxima of those averages for a day, published with a
+    lag."""
 
     def __init__(self, n: int, cfg: SimConfig, cap_cpu: np.ndarray, cap_mem: np.ndarray):
         self.cfg = cfg
@@ -132,6 +133,9 @@ class _MetricsPipeline:
         self.size = int(np.ceil(keep / cfg.step_s)) + 2
         self.cpu = np.zeros((self.size, n), dtype=np.float32)
         self.mem = np.zeros((self.size, n), dtype=np.float32)
+        # The 5-minute CPU average at each sample: Crane's maxima are taken over it
+        # (max_over_time(cpu_usage_avg_5m[1h]) in its recording rules).
+        self.avg5 = np.zeros((self.size, n), dtype=np.float32)
         self.t = np.full(self.size, -np.inf)
         self.count = 0
         self.hour_max = np.full((24, n), np.nan, dtype=np.float32)
@@ -143,6 +147,7 @@ class _MetricsPipeline:
     def push(self, t: float, cpu_frac: np.ndarray, mem_frac: np.ndarray) -> None:
         i = self.count % self.size
         self.cpu[i], self.mem[i], self.t[i] = cpu_frac, mem_frac, t
+        self.avg5[i] = self._window(self.cpu, t, 300.0).mean(axis=0)
         self.count += 1
         # The sample taken lag ago becomes visible now; fold it into the hourly maxima.
         vis = self.count - 1 - self.lag_steps
@@ -153,9 +158,9 @@ class _MetricsPipeline:
             if hour != self.cur_hour:
                 if self.cur_hour >= 0:
                     self.hour_max[self.cur_hour % 24] = self.cur_max
-                self.cur_hour, self.cur_max = hour, self.cpu[j].copy()
+                self.cur_hour, self.cur_max = hour, self.avg5[j].copy()
             else:
-                np.fmax(self.cur_max, self.cpu[j], out=self.cur_max)
+                np.fmax(self.cur_max, self.avg5[j], out=self.cur_max)
 
     def _window(self, arr: np.ndarray, t_end: float, span: float) -> np.ndarray:
         sel = (self.t > t_end - span) & (self.t <= t_end)
@@ -176,8 +181,8 @@ class _MetricsPipeline:
         win_mem = self._window(self.mem, t_vis, self.cfg.load_window_s)
         metrics.cpu_avg[:], metrics.cpu_std[:] = win_cpu.mean(axis=0), win_cpu.std(axis=0)
         metrics.mem_avg[:], metrics.mem_std[:] = win_mem.mean(axis=0), win_mem.std(axis=0)
-        metrics.cpu_avg_5m[:] = self._window(self.cpu, t_vis, 300.0).mean(axis=0)
-        metrics.cpu_max_1h[:] = self._window(self.cpu, t_vis, HOUR).max(axis=0)
+        metrics.cpu_avg_5m[:] = self.avg5[j]
+        metrics.cpu_max_1h[:] = self._window(self.avg5, t_vis, HOUR).max(axis=0)
         day = np.vstack([self.hour_max, self.cur_max[None, :]])
         with np.errstate(invalid="ignore"):
             metrics.cpu_max_1d[:] = np.nanmax(day, axis=0)

@@ -93,8 +93,8 @@ class NodeMetrics:
         mem_used: memory in use at that sample (bytes).
         cpu_avg / cpu_std, mem_avg / mem_std: mean and standard deviation of the
             utilisation fraction over the load-watcher window (default 15 min).
-        cpu_avg_5m, cpu_max_1h, cpu_max_1d: Crane's usage annotations (fractions).
-        cpu_max_1h_at / cpu_max_1d_at / cpu_avg_5m_at: when each annotation was computed.
+        cpu_avg_5m, cpu_max_1h, cpu_max_1d: Crane's usage annotations (fractions): the
+            5-minute average, and the maxima of that average over 1 hour and 1 day.
     """
 
     updated_at: np.ndarray

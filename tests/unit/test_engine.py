@@ -161,3 +161,32 @@ def test_pod_without_requests_uses_kubernetes_defaults_for_scoring_only():
 def test_bad_settings_name_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
         SimConfig(**{key: value})
+
+
+class MetricsSpy(FirstFit):
+    """Records Crane's annotations at each decision."""
+
+    def reset(self, seed: int) -> None:
+        super().reset(seed)
+        self.seen: list[tuple[float, float, float, float]] = []
+
+    def select(self, pod: PodSpec, view: ClusterView) -> int | None:
+        m = view.metrics
+        self.seen.append((view.now, m.cpu_avg_5m[0], m.cpu_max_1h[0], m.cpu_max_1d[0]))
+        return super().select(pod, view)
+
+
+def test_crane_maxima_are_taken_over_five_minute_averages():
+    # One 30 s spike to 4 of 4 cores on a 1-core baseline: the raw maximum would be 1.0,
+    # the maximum of 5-minute averages is (9 × 0.25 + 1.0) / 10 = 0.325.
+    use = [(1.0, 1.0)] * 20 + [(4.0, 1.0)] + [(1.0, 1.0)] * 100
+    pods = [{"cpu": 1, "use": use}] + [
+        {"start": s, "cpu": 0.0, "mem": 0.0, "end": s + 30} for s in range(60, 3000, 60)
+    ]
+    ds = make_dataset([(4, 8)], pods, horizon_s=3000, usage_step=30)
+    spy = MetricsSpy()
+    run(ds, spy)
+    late = [row for row in spy.seen if row[0] > 1800]
+    assert late and max(r[2] for r in late) == pytest.approx(0.325, abs=1e-6)
+    assert max(r[3] for r in late) == pytest.approx(0.325, abs=1e-6)
+    assert late[-1][1] == pytest.approx(0.25, abs=1e-6)
