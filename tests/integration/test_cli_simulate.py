@@ -87,3 +87,22 @@ def test_bad_dataset_names_the_table(tmp_path, capsys):
     code = main(["simulate", "--dataset", str(path), "--out", str(tmp_path / "x")])
     assert code == 2
     assert "nodes" in capsys.readouterr().out
+
+
+def test_synthetic_default_runs_without_the_traces(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYDATIS_DATA_DIR", "")
+    code = main(["simulate", "--nodes", "40", "--horizon", "7200", "--out", str(tmp_path)])
+    assert code == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert sorted(results) == sorted(BASELINES)
+    assert run["dataset"]["description"].startswith("embedded synthetic default")
+
+
+@pytest.mark.slow
+def test_demo_size_run(tmp_path):
+    """The main job at full size (several minutes): what `make demo` runs."""
+    code = main(["simulate", "--out", str(tmp_path)])
+    assert code == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert sorted(results) == sorted(BASELINES)
