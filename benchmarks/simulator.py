@@ -15,14 +15,20 @@ Run: ``.venv/bin/python benchmarks/simulator.py [--pods 20000] [--repeat 3]``
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-import numpy as np
-from rich.console import Console
-from rich.table import Table
+# Run as a script, this file's folder comes first on sys.path and its name would shadow
+# the simulator package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
-from simulator.schedulers import make_scheduler
-from simulator.types import ClusterView, PodSpec
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from simulator.schedulers import make_scheduler  # noqa: E402
+from simulator.types import ClusterView, PodSpec  # noqa: E402
 
 SIZES = (100, 1000, 5000)
 SCHEDULERS = ("default", "tlp")
@@ -95,12 +101,20 @@ def main() -> None:
         for name in SCHEDULERS:
             runs = [bench(name, n, args.pods, seed) for seed in range(args.repeat)]
             rate, p50, p99 = max(runs, key=lambda r: r[0])
-            table.add_row(name, str(n), f"{rate:,.0f}", f"{p50:.1f}", f"{p99:.1f}",
-                          f"{rate / TARGET_PER_S:.2f}x")
+            table.add_row(
+                name,
+                str(n),
+                f"{rate:,.0f}",
+                f"{p50:.1f}",
+                f"{p99:.1f}",
+                f"{rate / TARGET_PER_S:.2f}x",
+            )
             headline[f"sim_{name}_{n}_nodes_placements_per_s"] = rate
     console.print(table)
-    ratio = headline["sim_tlp_1000_nodes_placements_per_s"] / headline[
-        "sim_default_1000_nodes_placements_per_s"]
+    ratio = (
+        headline["sim_tlp_1000_nodes_placements_per_s"]
+        / headline["sim_default_1000_nodes_placements_per_s"]
+    )
     console.print(f"TLP / default at 1000 nodes: {ratio:.2f}x")
     for key, value in headline.items():
         print(f"BENCH {key} {value:.0f} placements/s")

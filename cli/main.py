@@ -103,7 +103,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             progress.update(tasks[name], completed=frac)
 
         results, series, run = run_comparison(
-            ds, names, seed=args.seed, config=config, description=description,
+            ds,
+            names,
+            seed=args.seed,
+            config=config,
+            description=description,
             on_progress=on_progress,
         )
     out = Path(args.out)
@@ -133,8 +137,10 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
 
     ds, description = _build_dataset(args)
     path = save_dataset(ds, args.out)
-    console.print(f"{description}: {len(ds.nodes)} nodes, {len(ds.pods)} pods, "
-                  f"{len(ds.pod_usage)} usage rows → {path}")
+    console.print(
+        f"{description}: {len(ds.nodes)} nodes, {len(ds.pods)} pods, "
+        f"{len(ds.pod_usage)} usage rows → {path}"
+    )
     return 0
 
 
@@ -157,18 +163,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sim = sub.add_parser("simulate", help="compare schedulers on a replayed trace")
-    sim.add_argument("--dataset", type=Path, default=None,
-                     help="a dataset directory (default: the real composite trace when the "
-                     "data directory exists, else the embedded synthetic default)")
-    sim.add_argument("--schedulers", default=DEFAULT_SCHEDULERS,
-                     help=f"comma-separated names (default: {DEFAULT_SCHEDULERS})")
+    sim.add_argument(
+        "--dataset",
+        type=Path,
+        default=None,
+        help="a dataset directory (default: the real composite trace when the "
+        "data directory exists, else the embedded synthetic default)",
+    )
+    sim.add_argument(
+        "--schedulers",
+        default=DEFAULT_SCHEDULERS,
+        help=f"comma-separated names (default: {DEFAULT_SCHEDULERS})",
+    )
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--out", default="out/simulate", help="output directory")
     sim.add_argument("--step", type=_positive(float), default=30.0, help="seconds per step")
-    sim.add_argument("--metrics-lag", type=float, default=60.0,
-                     help="seconds before node metrics reach load-aware schedulers")
-    sim.add_argument("--horizon-override", type=_positive(float), default=None,
-                     help="with --dataset: seconds to replay (default: the dataset's)")
+    sim.add_argument(
+        "--metrics-lag",
+        type=float,
+        default=60.0,
+        help="seconds before node metrics reach load-aware schedulers",
+    )
+    sim.add_argument(
+        "--horizon-override",
+        type=_positive(float),
+        default=None,
+        help="with --dataset: seconds to replay (default: the dataset's)",
+    )
     _add_workload_args(sim)
     sim.set_defaults(func=cmd_simulate)
 

@@ -99,6 +99,17 @@ def _figures(results: dict[str, dict[str, Any]], series: dict[str, dict[str, Any
     for name in names:
         s = series[name]
         hot.add_trace(go.Scatter(x=s["time_h"], y=s["hot_share"], mode="lines", name=name))
+    warmup_h = max((series[n].get("warmup_h", 0.0) for n in names), default=0.0)
+    if warmup_h > 0:
+        hot.add_vrect(
+            x0=0,
+            x1=warmup_h,
+            fillcolor="grey",
+            opacity=0.15,
+            line_width=0,
+            annotation_text="warm-up (not measured)",
+            annotation_position="top left",
+        )
     hot.update_layout(
         title="Share of hot nodes (CPU > 0.85) over time",
         xaxis_title="hours",
