@@ -14,6 +14,7 @@ from simulator.types import UNSET, RecentBindings
 __all__ = [
     "MAX_NODE_SCORE",
     "MIN_NODE_SCORE",
+    "free_share_score",
     "go_round",
     "nan_to_zero",
     "per_node_sum",
@@ -78,3 +79,18 @@ def per_node_sum(
     if mask is not None:
         nodes, weights = nodes[mask], np.asarray(weights)[mask]
     return np.bincount(nodes, weights=weights, minlength=n_nodes).astype(np.float64)
+
+
+def free_share_score(used: np.ndarray, alloc: np.ndarray) -> np.ndarray:
+    """Per resource, the free share in integer percent, as upstream computes it.
+
+    ``(alloc − used) * 100 // alloc``; 0 when ``used > alloc`` or ``alloc == 0``. Both
+    kube-scheduler's LeastAllocated (with requests) and Koordinator's LoadAware (with
+    estimated usage) score a resource this way.
+    """
+    used, alloc = np.asarray(used, np.int64), np.asarray(alloc, np.int64)
+    if alloc.all():  # the usual case; a negative floor quotient means used > alloc
+        return np.maximum((alloc - used) * MAX_NODE_SCORE // alloc, 0)
+    safe = np.where(alloc == 0, 1, alloc)
+    score = (alloc - used) * MAX_NODE_SCORE // safe
+    return np.where((alloc == 0) | (used > alloc), 0, score)

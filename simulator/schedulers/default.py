@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.schedulers._common import MAX_NODE_SCORE
+from simulator.schedulers._common import MAX_NODE_SCORE, free_share_score
 from simulator.types import ClusterView, FrameworkScheduler, PodSpec
 
 __all__ = [
@@ -29,15 +29,6 @@ DEFAULT_MEM_WEIGHT = 1  # ... memory
 DEFAULT_FIT_WEIGHT = 1  # plugin weight of NodeResourcesFit in the default profile
 DEFAULT_BALANCED_WEIGHT = 1  # plugin weight of NodeResourcesBalancedAllocation
 DEFAULT_PERCENTAGE_OF_NODES_TO_SCORE = 0  # 0 = kube-scheduler's adaptive percentage
-
-
-def _least_requested(requested: np.ndarray, alloc: np.ndarray) -> np.ndarray:
-    """Per resource: ``(alloc − req) * 100 // alloc``; 0 if ``req > alloc`` or ``alloc == 0``."""
-    if alloc.all():  # the usual case; a negative floor quotient means req > alloc
-        return np.maximum((alloc - requested) * MAX_NODE_SCORE // alloc, 0)
-    safe = np.where(alloc == 0, 1, alloc)
-    score = (alloc - requested) * MAX_NODE_SCORE // safe
-    return np.where((alloc == 0) | (requested > alloc), 0, score)
 
 
 def least_allocated_score(
@@ -66,11 +57,11 @@ def least_allocated_score(
     req_cpu, req_mem = np.asarray(req_cpu, np.int64), np.asarray(req_mem, np.int64)
     alloc_cpu, alloc_mem = np.asarray(alloc_cpu, np.int64), np.asarray(alloc_mem, np.int64)
     if alloc_cpu.all() and alloc_mem.all():
-        num = _least_requested(req_cpu, alloc_cpu) * w_cpu
-        return (num + _least_requested(req_mem, alloc_mem) * w_mem) // (w_cpu + w_mem)
+        num = free_share_score(req_cpu, alloc_cpu) * w_cpu
+        return (num + free_share_score(req_mem, alloc_mem) * w_mem) // (w_cpu + w_mem)
     has_cpu, has_mem = alloc_cpu != 0, alloc_mem != 0
-    num = _least_requested(req_cpu, alloc_cpu) * w_cpu * has_cpu
-    num = num + _least_requested(req_mem, alloc_mem) * w_mem * has_mem
+    num = free_share_score(req_cpu, alloc_cpu) * w_cpu * has_cpu
+    num = num + free_share_score(req_mem, alloc_mem) * w_mem * has_mem
     den = w_cpu * has_cpu + w_mem * has_mem
     return np.where(den == 0, 0, num // np.where(den == 0, 1, den))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.schedulers._common import (
-    MAX_NODE_SCORE,
+    free_share_score,
     go_round,
     nan_to_zero,
     per_node_sum,
@@ -120,13 +120,6 @@ def load_aware_filter(
     return np.where(has_metric, ok & ~expired, True)
 
 
-def _least_used(used: np.ndarray, alloc: np.ndarray) -> np.ndarray:
-    """``(alloc − used) * 100 // alloc``; 0 when ``used > alloc`` or ``alloc == 0``."""
-    safe = np.where(alloc == 0, 1, alloc)
-    score = (alloc - used) * MAX_NODE_SCORE // safe
-    return np.where((alloc == 0) | (used > alloc), 0, score)
-
-
 def load_aware_score(
     used_cpu: np.ndarray,
     used_mem: np.ndarray,
@@ -148,8 +141,8 @@ def load_aware_score(
     Returns:
         Integer scores in [0, 100].
     """
-    s_cpu = _least_used(np.asarray(used_cpu, np.int64), np.asarray(alloc_cpu, np.int64))
-    s_mem = _least_used(np.asarray(used_mem, np.int64), np.asarray(alloc_mem, np.int64))
+    s_cpu = free_share_score(np.asarray(used_cpu, np.int64), np.asarray(alloc_cpu, np.int64))
+    s_mem = free_share_score(np.asarray(used_mem, np.int64), np.asarray(alloc_mem, np.int64))
     den = w_cpu + w_mem
     if den <= 0:
         return np.zeros(np.shape(s_cpu), dtype=np.int64)
