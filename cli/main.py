@@ -20,6 +20,7 @@ from hydatis.errors import HydatisError
 __all__ = ["main"]
 
 DEFAULT_SCHEDULERS = "default,tlp,lvrb,koordinator,crane,random"
+DEFAULT_HORIZON_S = 86400.0
 # Wide enough for the comparison table when the output is a file or a pipe.
 console = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -38,15 +39,28 @@ def _positive(kind: type):
 
 
 def _add_workload_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("workload knobs (built-in datasets only)")
-    g.add_argument("--nodes", type=_positive(int), default=None, help="subsample N nodes")
+    g = p.add_argument_group(
+        "workload knobs (--nodes, --load-factor, --usage-scale and "
+        "--synthetic apply to the built-in datasets)"
+    )
+    g.add_argument(
+        "--nodes",
+        type=_positive(int),
+        default=None,
+        help="N nodes: a sample of the trace's, or copies of them plus a sample",
+    )
     g.add_argument(
         "--load-factor", type=_positive(float), default=1.0, help="scale arrivals (workloads)"
     )
     g.add_argument(
         "--usage-scale", type=_positive(float), default=1.0, help="scale pods' use per request"
     )
-    g.add_argument("--horizon", type=_positive(float), default=86400.0, help="seconds to replay")
+    g.add_argument(
+        "--horizon",
+        type=_positive(float),
+        default=None,
+        help="seconds to replay (default: 1 day for a built-in dataset, all of a --dataset)",
+    )
     g.add_argument(
         "--synthetic",
         action="store_true",
@@ -67,7 +81,7 @@ def _build_dataset(args: argparse.Namespace):
             nodes=args.nodes,
             load_factor=args.load_factor,
             usage_scale=args.usage_scale,
-            horizon_s=args.horizon,
+            horizon_s=args.horizon or DEFAULT_HORIZON_S,
             seed=args.seed,
             synthetic=args.synthetic,
         )
@@ -79,13 +93,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator.engine import SimConfig
     from simulator.report import render_table, write_html, write_results
 
+    if args.dataset is not None:
+        knobs = {
+            "--nodes": args.nodes is not None,
+            "--load-factor": args.load_factor != 1.0,
+            "--usage-scale": args.usage_scale != 1.0,
+            "--synthetic": args.synthetic,
+        }
+        given = [flag for flag, on in knobs.items() if on]
+        if given:
+            raise HydatisError(
+                f"{', '.join(given)} shape(s) a built-in dataset and cannot change "
+                f"--dataset {args.dataset}: rebuild it with `hydatis dataset build`"
+            )
     names = [n.strip() for n in args.schedulers.split(",") if n.strip()]
     if not names:
         raise HydatisError("--schedulers is empty: name at least one scheduler")
     config = SimConfig(
         step_s=args.step,
         metrics_lag_s=args.metrics_lag,
-        horizon_s=None if args.dataset is None else args.horizon_override,
+        horizon_s=args.horizon if args.dataset is not None else None,
     )
     ds, description = _build_dataset(args)
     console.print(f"[bold]Dataset:[/] {description}")
@@ -183,12 +210,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         help="seconds before node metrics reach load-aware schedulers",
-    )
-    sim.add_argument(
-        "--horizon-override",
-        type=_positive(float),
-        default=None,
-        help="with --dataset: seconds to replay (default: the dataset's)",
     )
     _add_workload_args(sim)
     sim.set_defaults(func=cmd_simulate)

@@ -110,6 +110,25 @@ def _level_targets(levels: np.ndarray, mean: float, sigma: float) -> np.ndarray:
     return wk.lognormal_quantile(q, mean, sigma)
 
 
+def _select_nodes(nodes: pd.DataFrame, want: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``want`` nodes: a seeded sample when fewer than the list holds, else whole copies of
+    the list (named ``<node>-c1``, ``-c2``, …) plus a seeded sample of the remainder."""
+    n = len(nodes)
+    copies, rem = divmod(want, n)
+    parts = []
+    for c in range(copies):
+        part = nodes.copy()
+        if c:
+            part["node"] = part["node"] + f"-c{c}"
+        parts.append(part)
+    if rem:
+        part = nodes.iloc[np.sort(rng.choice(n, size=rem, replace=False))].copy()
+        if copies:
+            part["node"] = part["node"] + f"-c{copies}"
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
 def _select_workloads(
     pods: pd.DataFrame, want: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -143,8 +162,10 @@ def build_composite(
 
     Args:
         data_dir: the trace folder (default :func:`hydatis.config.data_dir`).
-        nodes: keep this many OpenB nodes (seeded sample; None = all); the pods are
-            subsampled in proportion to the CPU capacity kept.
+        nodes: this many nodes (None = OpenB's list): a seeded sample of the list, or
+            whole copies of it plus a sample (to replay a larger cluster); the pods are
+            subsampled or replicated in proportion to the CPU capacity, so the requested
+            share stays the trace's.
         load_factor: scales the number of workloads (whole copies of the pod list plus
             a seeded sample); 1.0 = the trace's own pod set.
         usage_scale: multiplies the target use/request levels.
@@ -169,10 +190,9 @@ def build_composite(
     node_df, pod_df = load_openb(base, node_list=node_list, pod_list=pod_list)
     total_cpu = float(node_df["cpu_cores"].sum())
     if nodes is not None:
-        if not 0 < nodes <= len(node_df):
-            raise ConfigError(f"nodes must be in 1..{len(node_df)}, got {nodes}")
-        keep = np.sort(rng.choice(len(node_df), size=nodes, replace=False))
-        node_df = node_df.iloc[keep].reset_index(drop=True)
+        if nodes < 1:
+            raise ConfigError(f"nodes must be >= 1, got {nodes}")
+        node_df = _select_nodes(node_df, nodes, rng)
     cap_frac = float(node_df["cpu_cores"].sum()) / total_cpu
     rows, copy = _select_workloads(pod_df, len(pod_df) * cap_frac * load_factor, rng)
     base_names = pod_df["pod"].to_numpy(dtype=object)[rows]

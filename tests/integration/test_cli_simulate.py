@@ -106,3 +106,10 @@ def test_demo_size_run(tmp_path):
     assert code == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert sorted(results) == sorted(BASELINES)
+
+
+def test_builtin_knobs_with_a_dataset_are_refused(tmp_path, capsys):
+    path = _small_dataset(tmp_path)
+    code = main(["simulate", "--dataset", str(path), "--nodes", "3", "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "--nodes" in capsys.readouterr().out

@@ -111,3 +111,14 @@ def test_default_dataset_uses_the_composite():
     ds, what = default_dataset(nodes=20, horizon_s=1800)
     assert what.startswith("real composite trace (Alibaba OpenB + Bitbrains) from ")
     assert len(ds.nodes) == 20
+
+
+def test_composite_replicates_nodes_beyond_the_list():
+    from simulator.composite import build_composite
+    from simulator.importers import load_openb
+
+    listed = len(load_openb()[0])
+    ds = build_composite(nodes=listed + 7, horizon_s=1800, ramp_s=600, seed=3)
+    ds.validate()  # node names stay unique
+    assert len(ds.nodes) == listed + 7
+    assert ds.nodes["node"].str.endswith("-c1").sum() == 7
