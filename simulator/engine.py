@@ -10,7 +10,8 @@ Each step of ``step_s`` seconds, in this order:
 4. the scheduler places pending pods, highest priority first then oldest, one
    ``select`` call each (a pod no node accepts stays pending);
 5. each running pod uses what its usage profile says at its age; a node's use is the sum
-   of its pods';
+   of its pods' plus the non-pod load the trace records for it (its node series beyond
+   the pods recorded on it);
 6. a node whose memory use exceeds its capacity evicts pods (kubelet order: pods using
    more than they request first, then lowest priority, then largest excess) until it fits;
    evicted pods go back to the queue and are placed again;
@@ -317,8 +318,12 @@ def simulate(
         cpu_use = workload.usage_cpu[idx]
         mem_use = workload.usage_mem[idx]
         where = pod_node[running]
-        cpu_dem = np.bincount(where, cpu_use, minlength=n)
-        mem_dem = np.bincount(where, mem_use, minlength=n)
+        cpu_dem = np.bincount(where, cpu_use, minlength=n).astype(np.float64)
+        mem_dem = np.bincount(where, mem_use, minlength=n).astype(np.float64)
+        if workload.bg_cpu is not None:  # non-pod load the trace records
+            j = min(int(t // workload.bg_step), workload.bg_cpu.shape[0] - 1)
+            cpu_dem = cpu_dem + workload.bg_cpu[j]
+            mem_dem = mem_dem + workload.bg_mem[j]
         # 6. OOM evictions
         oom_now: list[int] = []
         for node in np.flatnonzero(mem_dem > cap_mem_f).tolist():

@@ -48,6 +48,10 @@ class Workload:
     t0: pd.Timestamp
     horizon: float
     warmup: float = 0.0
+    #: Non-pod load per step of ``bg_step`` seconds and node (millicores, bytes), or None.
+    bg_cpu: np.ndarray | None = None
+    bg_mem: np.ndarray | None = None
+    bg_step: float = 0.0
 
     @property
     def n_pods(self) -> int:
@@ -89,7 +93,9 @@ def compile_workload(ds: ClusterDataset, horizon_s: float | None = None) -> Work
     """
     nodes = ds.nodes.reset_index(drop=True)
     pods = ds.pods.sort_values(["start_ts", "pod"], kind="stable").reset_index(drop=True)
-    t0 = pods["start_ts"].min() if len(pods) else pd.Timestamp(0, tz="UTC")
+    firsts = [pods["start_ts"].min(), ds.node_metrics["ts"].min()]
+    firsts = [t for t in firsts if not pd.isna(t)]
+    t0 = min(firsts) if firsts else pd.Timestamp(0, tz="UTC")
     start = (pods["start_ts"] - t0).dt.total_seconds().to_numpy()
     end = (pods["end_ts"] - t0).dt.total_seconds().to_numpy(dtype=float, na_value=np.inf)
     duration = end - start
@@ -98,6 +104,9 @@ def compile_workload(ds: ClusterDataset, horizon_s: float | None = None) -> Work
     if horizon_s is None:
         finite = end[np.isfinite(end)]
         horizon_s = float(max(finite.max() if finite.size else 0.0, start.max(initial=0.0)))
+        if len(ds.node_metrics):
+            last = (ds.node_metrics["ts"].max() - t0).total_seconds()
+            horizon_s = max(horizon_s, float(last))
 
     def col(name: str) -> np.ndarray:
         if name in pods.columns:
@@ -139,10 +148,14 @@ def compile_workload(ds: ClusterDataset, horizon_s: float | None = None) -> Work
         count[missing] = 1
         ucpu = np.concatenate([ucpu, extra_cpu])
         umem = np.concatenate([umem, extra_mem])
+    cap_cpu = np.round(nodes["cpu_cores"].to_numpy(dtype=float) * 1000).astype(np.int64)
+    cap_mem = np.round(nodes["mem_gib"].to_numpy(dtype=float) * GIB).astype(np.int64)
+    background = _background(ds, nodes, pods, t0, cap_cpu, cap_mem)
+    bg_step, bg_cpu, bg_mem = background if background is not None else (0.0, None, None)
     return Workload(
         node_names=nodes["node"].tolist(),
-        cap_cpu=np.round(nodes["cpu_cores"].to_numpy(dtype=float) * 1000).astype(np.int64),
-        cap_mem=np.round(nodes["mem_gib"].to_numpy(dtype=float) * GIB).astype(np.int64),
+        cap_cpu=cap_cpu,
+        cap_mem=cap_mem,
         pods=specs,
         arrival=start,
         duration=duration,
@@ -157,4 +170,76 @@ def compile_workload(ds: ClusterDataset, horizon_s: float | None = None) -> Work
         t0=t0,
         horizon=float(horizon_s),
         warmup=float(ds.meta.get("ramp_s", 0.0) or 0.0),
+        bg_cpu=bg_cpu,
+        bg_mem=bg_mem,
+        bg_step=bg_step,
     )
+
+
+def _background(
+    ds: ClusterDataset,
+    nodes: pd.DataFrame,
+    pods: pd.DataFrame,
+    t0: pd.Timestamp,
+    cap_cpu: np.ndarray,
+    cap_mem: np.ndarray,
+) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """Each node's non-pod load: what its recorded series shows beyond its recorded pods.
+
+    ``node_metrics`` gives a node's whole use; the pods recorded on that node (``pods.node``)
+    account for part of it, and the rest (system daemons, pods outside the dataset) stays
+    with the node whatever the scheduler does. Returned on a dense grid of the series'
+    step (per node, the last sample holds until the next; before the first, 0), as
+    (step seconds, CPU millicores [steps, nodes], memory bytes [steps, nodes]); None when
+    the dataset has no node series.
+    """
+    nm = ds.node_metrics
+    if not len(nm):
+        return None
+    node_idx = pd.Index(nodes["node"]).get_indexer(nm["node"])
+    secs = (nm["ts"] - t0).dt.total_seconds().to_numpy()
+    order = np.lexsort((secs, node_idx))
+    gaps = np.diff(secs[order])[np.diff(node_idx[order]) == 0]
+    step = float(np.median(gaps)) if gaps.size else 30.0
+    step = step if step > 0 else 30.0
+    bucket = np.floor(secs / step).astype(np.int64)
+    n_steps, n = int(bucket.max()) + 1, len(nodes)
+    cpu = np.full((n_steps, n), np.nan, dtype=np.float64)
+    mem = np.full((n_steps, n), np.nan, dtype=np.float64)
+    cpu[bucket, node_idx] = nm["cpu_util"].to_numpy(dtype=float) * cap_cpu[node_idx]
+    mem[bucket, node_idx] = nm["mem_util"].to_numpy(dtype=float) * cap_mem[node_idx]
+    recorded = pods.loc[pods["node"].notna(), ["pod", "node"]]
+    if len(recorded) and len(ds.pod_usage):
+        use = ds.pod_usage.merge(recorded, on="pod", how="inner")
+        if len(use):
+            where = pd.Index(nodes["node"]).get_indexer(use["node"])
+            u_secs = (use["ts"] - t0).dt.total_seconds().to_numpy()
+            # A usage sample holds until the pod's next one: spread it over the grid steps
+            # it covers (one usage step, the median gap between a pod's samples).
+            pod_codes = pd.factorize(use["pod"])[0]
+            u_order = np.lexsort((u_secs, pod_codes))
+            same = np.diff(pod_codes[u_order]) == 0
+            u_gaps = np.diff(u_secs[u_order])[same]
+            u_step = float(np.median(u_gaps)) if u_gaps.size else step
+            reps = max(round(u_step / step), 1)
+            first = np.floor(u_secs / step).astype(np.int64)
+            rows = (first[:, None] + np.arange(reps)[None, :]).ravel()
+            cols = np.repeat(where, reps)
+            keep = (rows >= 0) & (rows < n_steps)
+            pod_cpu = np.zeros((n_steps, n))
+            pod_mem = np.zeros((n_steps, n))
+            np.add.at(
+                pod_cpu,
+                (rows[keep], cols[keep]),
+                np.repeat(use["cpu_used"].to_numpy(float) * 1000.0, reps)[keep],
+            )
+            np.add.at(
+                pod_mem,
+                (rows[keep], cols[keep]),
+                np.repeat(use["mem_used"].to_numpy(float) * GIB, reps)[keep],
+            )
+            cpu -= pod_cpu
+            mem -= pod_mem
+    cpu = pd.DataFrame(cpu).ffill().fillna(0.0).to_numpy()
+    mem = pd.DataFrame(mem).ffill().fillna(0.0).to_numpy()
+    return step, np.maximum(cpu, 0.0).astype(np.float32), np.maximum(mem, 0.0).astype(np.float32)

@@ -122,3 +122,18 @@ def test_composite_replicates_nodes_beyond_the_list():
     ds.validate()  # node names stay unique
     assert len(ds.nodes) == listed + 7
     assert ds.nodes["node"].str.endswith("-c1").sum() == 7
+
+
+def test_replaying_node_series_reproduces_their_load():
+    """A dataset of node series and no pods replays as non-pod load on each node."""
+    from simulator.engine import SimConfig, simulate
+    from simulator.importers import load_alibaba_v2018
+    from simulator.metrics import summarize
+    from simulator.schedulers import make_scheduler
+    from simulator.workload import compile_workload
+
+    ds = load_alibaba_v2018()
+    result = simulate(compile_workload(ds), make_scheduler("default"), config=SimConfig(step_s=60))
+    # Nodes hold their last sample between samples and 0 before their first one.
+    measured = ds.node_metrics["cpu_util"].mean()
+    assert summarize(result)["mean_cpu"] == pytest.approx(measured, abs=0.03)

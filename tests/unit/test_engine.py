@@ -190,3 +190,28 @@ def test_crane_maxima_are_taken_over_five_minute_averages():
     assert late and max(r[2] for r in late) == pytest.approx(0.325, abs=1e-6)
     assert max(r[3] for r in late) == pytest.approx(0.325, abs=1e-6)
     assert late[-1][1] == pytest.approx(0.25, abs=1e-6)
+
+
+def test_non_pod_load_in_the_node_series_stays_with_the_node():
+    # n0 reports 50 % CPU while its recorded pod uses 1 of 4 cores: 1 core is non-pod
+    # load. n1 reports 25 % with no pod at all. The replay keeps both backgrounds.
+    import pandas as pd
+
+    from tests.factories import ts
+
+    ds = make_dataset([(4, 8), (4, 8)], [{"cpu": 1, "use": [(1.0, 1.0)] * 4}], horizon_s=900)
+    ds.pods["node"] = ["n0"]
+    times = list(range(0, 900, 30))
+    ds.node_metrics = pd.DataFrame(
+        {
+            "ts": ts(times * 2),
+            "node": ["n0"] * len(times) + ["n1"] * len(times),
+            "cpu_util": [0.5] * len(times) + [0.25] * len(times),
+            "mem_util": [0.25] * len(times) + [0.5] * len(times),
+        }
+    )
+    ds.validate()
+    res = run(ds, Fixed(1))  # the replay places the pod on n1 instead
+    np.testing.assert_allclose(res.node_cpu[5:, 0], 0.25)  # n0: its background only
+    np.testing.assert_allclose(res.node_cpu[5:, 1], 0.5)  # n1: background + the pod
+    np.testing.assert_allclose(res.node_mem[5:, 1], 0.5 + 1 / 8)
