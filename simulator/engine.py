@@ -117,6 +117,9 @@ class SimResult:
     never_placed: int
     cap_cpu: np.ndarray
     cap_mem: np.ndarray
+    #: One row per stay of a pod on a node: (pod index, node index, start s, end s); a pod
+    #: evicted and placed again has several rows; end is inf for a pod still running.
+    segments: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     wall_s: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -259,6 +262,8 @@ def simulate(
     req_mem_share = np.zeros(steps)
     latencies: list[float] = []
     pending_times: list[float] = []
+    segments: list[tuple[int, int, float, float]] = []
+    seg_of = np.full(p, -1, dtype=np.int64)  # the open segment of each running pod
     placements = evictions = 0
     total_alloc_cpu = float(view.alloc_cpu.sum())
     total_alloc_mem = float(view.alloc_mem.sum())
@@ -272,6 +277,7 @@ def simulate(
         ended = running[run_end[running] <= t]
         for i in ended.tolist():
             view.unbind(specs[i], int(pod_node[i]))
+            segments[seg_of[i]] = (*segments[seg_of[i]][:3], float(run_end[i]))
             state[i] = DONE
             pod_node[i] = -1
         # 2. arrivals
@@ -304,6 +310,8 @@ def simulate(
                     continue
                 view.bind(specs[i], node)
                 state[i], pod_node[i], started[i] = RUNNING, node, t
+                seg_of[i] = len(segments)
+                segments.append((i, node, t, np.inf))
                 run_end[i] = t + remaining[i]
                 pending_times.append(t - pending_since[i])
                 evicted[i] = False
@@ -339,6 +347,7 @@ def simulate(
                 mem_dem[node] -= use_of[i]
                 cpu_dem[node] -= cpu_of[i]
                 view.unbind(specs[i], node)
+                segments[seg_of[i]] = (*segments[seg_of[i]][:3], t)
                 remaining[i] = max(run_end[i] - t, 0.0)
                 state[i], pod_node[i], evicted[i] = PENDING, -1, True
                 pending_since[i] = t
@@ -396,5 +405,6 @@ def simulate(
         never_placed=never,
         cap_cpu=workload.cap_cpu,
         cap_mem=workload.cap_mem,
+        segments=np.asarray(segments, dtype=np.float64).reshape(-1, 4),
         wall_s=time.perf_counter() - wall0,
     )

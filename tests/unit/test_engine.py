@@ -215,3 +215,12 @@ def test_non_pod_load_in_the_node_series_stays_with_the_node():
     np.testing.assert_allclose(res.node_cpu[5:, 0], 0.25)  # n0: its background only
     np.testing.assert_allclose(res.node_cpu[5:, 1], 0.5)  # n1: background + the pod
     np.testing.assert_allclose(res.node_mem[5:, 1], 0.5 + 1 / 8)
+
+
+def test_segments_record_each_stay_of_each_pod():
+    ds = make_dataset(
+        [(4, 8)], [{"cpu": 3, "end": 300}, {"start": 30, "cpu": 3, "end": 630}], horizon_s=900
+    )
+    res = run(ds, FirstFit())
+    rows = sorted(map(tuple, res.segments.tolist()))
+    assert rows == [(0.0, 0.0, 0.0, 300.0), (1.0, 0.0, 300.0, 900.0)]
