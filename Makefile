@@ -5,12 +5,15 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 OUT    ?= out/demo
 STAMP  := $(VENV)/.installed
+# Servers the integration tests start on loopback (Debian packages).
+SERVICES := prometheus promtool redis-server
 
-.PHONY: venv demo test test-slow lint bench clean
+.PHONY: venv demo test test-slow lint services bench clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins the whole tested set; pyproject.toml names what the code imports.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -22,14 +25,28 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+services:
+	@missing=""; for b in $(SERVICES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing prometheus and redis-server (missing:$$missing)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq prometheus redis-server >/dev/null; \
+	  else \
+	    echo "missing:$$missing. Install the Debian packages: apt-get install prometheus redis-server" \
+	         "(the integration tests that need them are skipped until then)"; \
+	  fi; \
+	fi
+
+test: lint services
 	$(VENV)/bin/pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) services
 	$(VENV)/bin/pytest -q -m slow
 
 bench: $(STAMP)
 	$(PY) benchmarks/simulator.py
+	$(PY) benchmarks/feature_serving.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
