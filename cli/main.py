@@ -2,7 +2,9 @@
 
 Subcommands:
     simulate   replay a dataset with several schedulers and write the comparison report
-    dataset    build (composite or synthetic) or validate a cluster dataset
+    dataset    build (composite or synthetic, optionally replayed) or validate a dataset
+    extract    read a cluster's history from Prometheus into a dataset
+    features   list the node features, build the offline table, materialise into Feast
 """
 
 from __future__ import annotations
@@ -87,6 +89,17 @@ def _build_dataset(args: argparse.Namespace):
         )
 
 
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run the comparison and write results.json, run.json and report.html."""
     from simulator.compare import run_comparison
@@ -116,14 +129,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     ds, description = _build_dataset(args)
     console.print(f"[bold]Dataset:[/] {description}")
-    with Progress(
-        TextColumn("{task.description:<12}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
+    with _progress() as progress:
         tasks = {n: progress.add_task(n, total=1.0) for n in names}
 
         def on_progress(name: str, frac: float) -> None:
@@ -163,6 +169,23 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
     from hydatis.dataset import save_dataset
 
     ds, description = _build_dataset(args)
+    if args.replay:
+        from simulator.engine import simulate
+        from simulator.history import history_dataset
+        from simulator.schedulers import make_scheduler
+        from simulator.workload import compile_workload
+
+        workload = compile_workload(ds)
+        with _progress() as progress:
+            task = progress.add_task(f"replay ({args.replay})", total=1.0)
+            result = simulate(
+                workload,
+                make_scheduler(args.replay),
+                seed=args.seed,
+                progress=lambda f: progress.update(task, completed=f),
+            )
+        ds = history_dataset(workload, result)
+        description += f", replayed with the {args.replay} scheduler"
     path = save_dataset(ds, args.out)
     console.print(
         f"{description}: {len(ds.nodes)} nodes, {len(ds.pods)} pods, "
@@ -180,6 +203,89 @@ def cmd_dataset_validate(args: argparse.Namespace) -> int:
         f"valid: {len(ds.nodes)} nodes, {len(ds.node_metrics)} node samples, "
         f"{len(ds.pods)} pods, {len(ds.pod_usage)} usage rows"
     )
+    return 0
+
+
+def _seconds(text: str) -> float:
+    """``30``, ``30s``, ``5m``, ``1h`` or ``2d`` in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        scale = units.get(text[-1:], 0)
+        value = float(text[:-1]) * scale if scale else float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30s, 5m, 1h)") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    """Extract ``--days`` of history from Prometheus into a dataset directory."""
+    import pandas as pd
+
+    from components.extract import extract
+
+    end = pd.Timestamp(args.end) if args.end else pd.Timestamp.now(tz="UTC").floor("min")
+    if end.tzinfo is None:
+        end = end.tz_localize("UTC")
+    start = end - pd.Timedelta(days=args.days)
+    with _progress() as progress:
+        task = progress.add_task("extract", total=1.0)
+        ds = extract(
+            args.prometheus,
+            start=start,
+            end=end,
+            step_s=args.step,
+            out_dir=args.out,
+            queries_path=args.queries,
+            min_completeness=args.min_completeness,
+            progress=lambda f: progress.update(task, completed=f),
+        )
+    console.print(
+        f"{len(ds.nodes)} nodes, {len(ds.node_metrics)} node samples, {len(ds.pods)} pods, "
+        f"{len(ds.pod_usage)} pod samples from {start} to {end} → {args.out}"
+    )
+    return 0
+
+
+def cmd_features_list(args: argparse.Namespace) -> int:
+    """Print the features, one per line: name, then description."""
+    from hydatis.features import feature_lines
+
+    for line in feature_lines():
+        print(line)
+    return 0
+
+
+def cmd_features_build(args: argparse.Namespace) -> int:
+    """Write the offline feature table and labels of a dataset."""
+    from components.build_features import build_features
+
+    with console.status("computing features…"):
+        info = build_features(args.dataset, args.out, horizon_s=args.horizon)
+    console.print(
+        f"{info['rows']} rows × {info['features']} features for {info['nodes']} nodes "
+        f"in {info['seconds']:.1f} s → {args.out}"
+    )
+    return 0
+
+
+def cmd_features_materialize(args: argparse.Namespace) -> int:
+    """Load a feature table into the Feast repo: apply, write offline, materialise online."""
+    import pandas as pd
+
+    from components.build_features.core import FEATURES_FILE
+    from components.materialize import materialize
+
+    table = Path(args.features)
+    if table.is_dir():
+        table = table / FEATURES_FILE
+    if not table.is_file():
+        raise HydatisError(f"no feature table at {table}: run `hydatis features build` first")
+    with console.status("materialising…"):
+        info = materialize(pd.read_parquet(table), args.repo, redis_url=args.redis_url)
+    console.print(f"materialised into {args.repo}: {info}")
     return 0
 
 
@@ -220,7 +326,43 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", required=True, type=Path)
     build.add_argument("--seed", type=int, default=0)
     _add_workload_args(build)
+    build.add_argument(
+        "--replay",
+        metavar="SCHEDULER",
+        default=None,
+        help="replay the dataset with this scheduler and write what happened (node series, "
+        "pods on their nodes): the history features and models learn from",
+    )
     build.set_defaults(func=cmd_dataset_build, dataset=None)
+    ext = sub.add_parser("extract", help="read a cluster's history from Prometheus")
+    ext.add_argument("--prometheus", required=True, help="Prometheus base URL")
+    ext.add_argument("--days", type=_positive(float), default=30.0, help="days of history")
+    ext.add_argument("--step", type=_seconds, default=30.0, help="resolution, e.g. 30s")
+    ext.add_argument("--end", default=None, help="end time (ISO 8601, UTC; default: now)")
+    ext.add_argument("--out", required=True, type=Path, help="dataset directory (resumable)")
+    ext.add_argument("--queries", type=Path, default=None, help="PromQL file (YAML)")
+    ext.add_argument(
+        "--min-completeness", type=float, default=0.95, help="fail below this completeness"
+    )
+    ext.set_defaults(func=cmd_extract)
+
+    feat = sub.add_parser("features", help="node features: list, build, materialise")
+    fsub = feat.add_subparsers(dest="action", required=True)
+    flist = fsub.add_parser("list", help="print the features: name, then description")
+    flist.set_defaults(func=cmd_features_list)
+    fbuild = fsub.add_parser("build", help="offline feature table and labels of a dataset")
+    fbuild.add_argument("--dataset", required=True, type=Path)
+    fbuild.add_argument("--out", required=True, type=Path)
+    fbuild.add_argument("--horizon", type=_seconds, default=300.0, help="label horizon")
+    fbuild.set_defaults(func=cmd_features_build)
+    fmat = fsub.add_parser("materialize", help="apply the Feast repo and materialise a table")
+    fmat.add_argument("--features", required=True, type=Path, help="features.parquet or dir")
+    fmat.add_argument("--repo", type=Path, default=Path("feature_repo"), help="Feast repo")
+    fmat.add_argument(
+        "--redis-url", default=None, help="Redis online store (default: the repo's SQLite)"
+    )
+    fmat.set_defaults(func=cmd_features_materialize)
+
     val = dsub.add_parser("validate", help="validate a dataset directory")
     val.add_argument("path", type=Path)
     val.set_defaults(func=cmd_dataset_validate)
