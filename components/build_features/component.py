@@ -1,6 +1,6 @@
 """The kfp wrapper of :func:`components.build_features.core.build_features`."""
 
-from __future__ import annotations
+# No "from __future__ import annotations": kfp reads the parameter annotations as types.
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output

@@ -1,6 +1,6 @@
 """The kfp wrapper of :func:`components.validate.core.validate_dataset`."""
 
-from __future__ import annotations
+# No "from __future__ import annotations": kfp reads the parameter annotations as types.
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
