@@ -184,7 +184,8 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 progress=lambda f: progress.update(task, completed=f),
             )
-        ds = history_dataset(workload, result)
+        owners = dict(zip(ds.pods["pod"], ds.pods["workload"], strict=True))
+        ds = history_dataset(workload, result, owners=owners)
         description += f", replayed with the {args.replay} scheduler"
     path = save_dataset(ds, args.out)
     console.print(
@@ -240,7 +241,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
             out_dir=args.out,
             queries_path=args.queries,
             min_completeness=args.min_completeness,
-            progress=lambda f: progress.update(task, completed=f),
+            progress=lambda done, total, key: progress.update(
+                task, completed=done, total=total, description=f"extract {key}"
+            ),
         )
     console.print(
         f"{len(ds.nodes)} nodes, {len(ds.node_metrics)} node samples, {len(ds.pods)} pods, "
