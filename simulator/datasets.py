@@ -48,4 +48,5 @@ def default_dataset(
         horizon_s=horizon_s,
         seed=seed,
     )
-    return ds, "embedded synthetic default (no data directory)"
+    why = "chosen over the traces" if synthetic else "no data directory"
+    return ds, f"embedded synthetic default ({why})"
