@@ -1,8 +1,7 @@
 """The pipeline components: each kfp wrapper compiles to the project image and runs the
 installed project's plain function under kfp's local runner."""
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": kfp reads the pipeline's annotations as types.
 import importlib
 
 import numpy as np
