@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli.main import main
 from components.extract import extract
 from hydatis.dataset import load_dataset
 from simulator.engine import simulate
@@ -96,6 +97,23 @@ def roundtrip(tmp_path_factory):
             out_dir=tmp / "out",
         )
         timings["resume"] = time.perf_counter() - t
+        # The command line, over the last 6 hours of the same history.
+        end_iso = pd.Timestamp(export.last, unit="s", tz="UTC").isoformat()
+        cli_code = main(
+            [
+                "extract",
+                "--prometheus",
+                server.url,
+                "--days",
+                "0.25",
+                "--end",
+                end_iso,
+                "--step",
+                "30s",
+                "--out",
+                str(tmp / "cli"),
+            ]
+        )
     print(f"\nround trip: {export.samples:,} samples, timings {timings}")
     return {
         "history": history,
@@ -104,6 +122,8 @@ def roundtrip(tmp_path_factory):
         "again": again,
         "out": tmp / "out",
         "timings": timings,
+        "cli_code": cli_code,
+        "cli_out": tmp / "cli",
     }
 
 
@@ -207,3 +227,13 @@ def test_pod_usage_matches(roundtrip):
     assert len(ext) > 0.9 * len(hist.pods) * 10
     assert cpu_err < TOL_RATE
     assert mem_err < 1e-8
+
+
+def test_extract_command_line(roundtrip):
+    assert roundtrip["cli_code"] == 0
+    cli = load_dataset(roundtrip["cli_out"])
+    full = roundtrip["ds"]
+    assert set(cli.nodes["node"]) == set(full.nodes["node"])
+    merged = cli.node_metrics.merge(full.node_metrics, on=["ts", "node"], suffixes=("", "_full"))
+    assert len(merged) >= 0.95 * len(cli.node_metrics) > 0
+    np.testing.assert_allclose(merged["cpu_util"], merged["cpu_util_full"], atol=1e-9)
