@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests.servers import free_port, stop_process
+
 __all__ = ["REDIS_SERVER", "RedisUnavailableError", "free_port", "redis_server_path", "start_redis"]
 
 REDIS_SERVER = "redis-server"
@@ -34,13 +36,6 @@ def redis_server_path() -> str | None:
     if found:
         return found
     return shutil.which(REDIS_SERVER, path="/usr/bin:/usr/local/bin")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ping(port: int, timeout_s: float = 0.5) -> bool:
@@ -85,13 +80,7 @@ def start_redis(port: int | None = None) -> Iterator[str]:
             time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc, timeout_s=5.0)
         if proc.stdout is not None:
             proc.stdout.close()
         workdir.cleanup()

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["RunningServer", "free_port", "prometheus_server", "running_process", "wait_http_ready"]
+__all__ = [
+    "RunningServer",
+    "free_port",
+    "prometheus_server",
+    "running_process",
+    "stop_process",
+    "wait_http_ready",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -26,6 +33,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """Terminate a server process, killing it if it does not exit in ``timeout_s``."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
 
 
 def wait_http_ready(
@@ -87,12 +106,7 @@ def running_process(
                 raise RuntimeError(f"{err}\n--- {log} ---\n{tail}") from err
             yield RunningServer(url, port, proc, log)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_process(proc)
 
 
 @contextmanager
