@@ -13,6 +13,8 @@ SERVICES := prometheus promtool redis-server
 # constraints.txt pins the whole tested set; pyproject.toml names what the code imports.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# The CPU build of torch first: an open range would pull a multi-GB CUDA build.
+	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
