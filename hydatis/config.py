@@ -10,10 +10,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "data_dir", "require_data_dir"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_WORK_DIR",
+    "WORK_DIR_ENV",
+    "data_dir",
+    "require_data_dir",
+    "work_dir",
+]
 
 DATA_DIR_ENV = "HYDATIS_DATA_DIR"
 DEFAULT_DATA_DIR = Path("..") / "shared" / "data"
+WORK_DIR_ENV = "HYDATIS_WORK_DIR"
+DEFAULT_WORK_DIR = Path("out")
 
 
 def data_dir() -> Path | None:
@@ -42,3 +52,9 @@ def require_data_dir() -> Path:
             f"traces (alibaba-openb/, bitbrains-rnd/, ...) or place it at {DEFAULT_DATA_DIR}"
         )
     return path
+
+
+def work_dir() -> Path:
+    """Where the project keeps what it makes locally (MLflow store, models, reports):
+    ``HYDATIS_WORK_DIR``, default ``./out``."""
+    return Path(os.environ.get(WORK_DIR_ENV) or DEFAULT_WORK_DIR)
