@@ -5,6 +5,7 @@ Subcommands:
     dataset    build (composite or synthetic, optionally replayed) or validate a dataset
     extract    read a cluster's history from Prometheus into a dataset
     features   list the node features, build the offline table, materialise into Feast
+    train      train, evaluate and register the load predictor, anomaly detector, agent
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 
 from hydatis.errors import HydatisError
 
@@ -292,6 +295,79 @@ def cmd_features_materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_adapter(progress: Progress, task: Any) -> Any:
+    """Accept the trainers' progress calls: ``(fraction)``, ``(done, total)``, and an
+    optional text saying what is being done."""
+
+    def update(*args: Any, **kwargs: Any) -> None:
+        numbers = [a for a in args if isinstance(a, int | float) and not isinstance(a, bool)]
+        texts = [a for a in args if isinstance(a, str)] + [
+            v for v in kwargs.values() if isinstance(v, str)
+        ]
+        fields: dict[str, Any] = {}
+        if len(numbers) >= 2:
+            fields.update(completed=numbers[0], total=max(numbers[1], 1e-9))
+        elif numbers:
+            fields.update(completed=numbers[0], total=1.0)
+        if texts:
+            fields["description"] = texts[0][:40]
+        progress.update(task, **fields)
+
+    return update
+
+
+def _frame_table(frame: Any, title: str) -> Table:
+    table = Table(title=title, header_style="bold")
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if frame[col].dtype.kind in "fiu" else "left")
+    for row in frame.itertuples(index=False):
+        cells = []
+        for value in row:
+            if isinstance(value, float):
+                cells.append("–" if value != value else f"{value:.4g}")
+            else:
+                cells.append(str(value))
+        table.add_row(*cells)
+    return table
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train, evaluate (beside the baselines), and register each model asked for."""
+    import importlib
+
+    from components._training import TRAINERS
+
+    kinds = list(TRAINERS) if args.model == "all" else [args.model]
+    out = Path(args.out)
+    for kind in kinds:
+        module, name = TRAINERS[kind]
+        train = getattr(importlib.import_module(module), name)
+        with _progress() as progress:
+            task = progress.add_task(f"train {kind}", total=1.0)
+            result = train(seed=args.seed, progress=_progress_adapter(progress, task))
+        console.print(_frame_table(result.table, f"{kind}: model vs baselines (held-out data)"))
+        target_lines = [
+            f"  {'met' if t.met(result.metrics) else 'MISSED'}  {t}  "
+            f"(got {result.metrics.get(t.metric, float('nan')):.4g})"
+            for t in result.targets
+        ]
+        console.print("Targets:\n" + "\n".join(target_lines))
+        folder = out / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "report.md").write_text(result.report or "")
+        result.table.to_csv(folder / "evaluation.csv", index=False)
+        console.print(f"Report: {folder / 'report.md'}")
+        if not args.no_register:
+            from components.register import register
+
+            outcome = register(result)
+            console.print(
+                f"Registered {outcome.name} version {outcome.version} as {outcome.alias}: "
+                f"{outcome.reason}"
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hydatis`` command."""
     parser = argparse.ArgumentParser(prog="hydatis", description=__doc__.splitlines()[0])
@@ -365,6 +441,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis-url", default=None, help="Redis online store (default: the repo's SQLite)"
     )
     fmat.set_defaults(func=cmd_features_materialize)
+
+    tr = sub.add_parser("train", help="train, evaluate and register a model")
+    tr.add_argument("model", choices=["load", "anomaly", "placement", "all"])
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", default="out/models", help="where reports and tables go")
+    tr.add_argument(
+        "--no-register", action="store_true", help="evaluate only; do not log to MLflow"
+    )
+    tr.set_defaults(func=cmd_train)
 
     val = dsub.add_parser("validate", help="validate a dataset directory")
     val.add_argument("path", type=Path)

@@ -20,6 +20,9 @@ WRAPPERS = [
     ("components.validate.component", "validate"),
     ("components.build_features.component", "build_features_op"),
     ("components.materialize.component", "materialize_op"),
+    ("components.train_load.component", "train_load_op"),
+    ("components.train_anomaly.component", "train_anomaly_op"),
+    ("components.train_placement.component", "train_placement_op"),
 ]
 
 
