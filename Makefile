@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Servers the integration tests start on loopback (Debian packages).
 SERVICES := prometheus promtool redis-server
 
-.PHONY: venv demo test test-slow lint services bench clean
+.PHONY: venv demo test test-slow lint services bench bench-models clean
 
 # constraints.txt pins the whole tested set; pyproject.toml names what the code imports.
 $(STAMP): pyproject.toml constraints.txt
@@ -49,6 +49,9 @@ test-slow: $(STAMP) services
 bench: $(STAMP)
 	$(PY) benchmarks/simulator.py
 	$(PY) benchmarks/feature_serving.py
+
+bench-models: $(STAMP)
+	$(PY) benchmarks/models.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
