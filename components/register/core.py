@@ -198,8 +198,11 @@ def register(
             mlflow.log_text(result.report or "", "report.md")
             mlflow.log_text(result.table.to_csv(index=False), "evaluation.csv")
             mlflow.log_dict({"features": list(result.features)}, "features.json")
-            for path in result.artifacts.values():
-                mlflow.log_artifact(str(path), "artifacts")
+            for key, path in result.artifacts.items():
+                if Path(path).is_dir():
+                    mlflow.log_artifacts(str(path), f"artifacts/{key}")
+                else:
+                    mlflow.log_artifact(str(path), "artifacts")
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=HydatisPyfunc(result.name),
