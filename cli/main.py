@@ -317,7 +317,7 @@ def _progress_adapter(progress: Progress, task: Any) -> Any:
 
 
 def _frame_table(frame: Any, title: str) -> Table:
-    table = Table(title=title, header_style="bold")
+    table = Table(title=title or None, header_style="bold")
     for col in frame.columns:
         table.add_column(str(col), justify="right" if frame[col].dtype.kind in "fiu" else "left")
     for row in frame.itertuples(index=False):
@@ -345,7 +345,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         with _progress() as progress:
             task = progress.add_task(f"train {kind}", total=1.0)
             result = train(seed=args.seed, progress=_progress_adapter(progress, task))
-        console.print(_frame_table(result.table, f"{kind}: model vs baselines (held-out data)"))
+        console.print(f"[bold]{kind}: model vs baselines (held-out data)[/]")
+        console.print(_frame_table(result.table, ""))
         target_lines = [
             f"  {'met' if t.met(result.metrics) else 'MISSED'}  {t}  "
             f"(got {result.metrics.get(t.metric, float('nan')):.4g})"
