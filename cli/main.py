@@ -369,6 +369,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_load(args: argparse.Namespace) -> int:
+    """Score a load predictor and the naive baselines on any dataset with node series."""
+    from components.train_load import evaluate_load
+    from hydatis.models.load_predictor import LoadPredictor
+
+    if args.model_dir:
+        model = LoadPredictor.load(args.model_dir)
+        which = str(args.model_dir)
+    else:
+        from components.register import load_champion
+
+        model = load_champion("load", alias=args.alias)
+        which = f"hydatis-load-predictor@{args.alias}"
+    with console.status("evaluating…"):
+        table = evaluate_load(
+            model, args.dataset, source=args.dataset.name, test_share=args.test_share
+        )
+    console.print(f"[bold]{which} on {args.dataset} (last {args.test_share:.0%} of it)[/]")
+    console.print(_frame_table(table, ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hydatis`` command."""
     parser = argparse.ArgumentParser(prog="hydatis", description=__doc__.splitlines()[0])
@@ -451,6 +473,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-register", action="store_true", help="evaluate only; do not log to MLflow"
     )
     tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="evaluate a registered model on any dataset")
+    esub = ev.add_subparsers(dest="what", required=True)
+    evl = esub.add_parser("load", help="load predictor vs baselines on a dataset's series")
+    evl.add_argument("--dataset", required=True, type=Path, help="a dataset with node series")
+    evl.add_argument("--model-dir", type=Path, default=None, help="a saved model folder")
+    evl.add_argument("--alias", default="champion", help="registry alias (no --model-dir)")
+    evl.add_argument(
+        "--test-share", type=float, default=1.0, help="share of the timeline scored (end)"
+    )
+    evl.set_defaults(func=cmd_evaluate_load)
 
     val = dsub.add_parser("validate", help="validate a dataset directory")
     val.add_argument("path", type=Path)

@@ -46,3 +46,37 @@ def test_train_prints_registers_and_gates(tiny, capsys):
 def test_no_register_only_evaluates(tiny, capsys):
     assert main(["train", "load", "--no-register", "--out", str(tiny / "m")]) == 0
     assert "Registered" not in capsys.readouterr().out
+
+
+def test_evaluate_load_on_any_dataset(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from hydatis.dataset import save_dataset
+    from hydatis.features import node_features, node_labels
+    from hydatis.models.load_predictor import LoadPredictor
+    from tests.factories import make_dataset, ts
+
+    times = np.arange(0, 6 * 3600, 60.0)
+    rng = np.random.default_rng(3)
+    ds = make_dataset([(8, 32), (8, 32)], [{"cpu": 1}], horizon_s=times[-1])
+    wave = 0.4 + 0.2 * np.sin(times / 3600.0)
+    ds.node_metrics = pd.DataFrame(
+        {
+            "ts": ts(np.concatenate([times, times])),
+            "node": ["n0"] * times.size + ["n1"] * times.size,
+            "cpu_util": np.clip(
+                np.concatenate([wave, wave[::-1]]) + rng.normal(0, 0.02, 2 * times.size), 0, 1
+            ),
+            "mem_util": np.full(2 * times.size, 0.5),
+        }
+    )
+    model = LoadPredictor(n_estimators=20, n_jobs=1).fit(node_features(ds), node_labels(ds))
+    model.save(tmp_path / "model")
+    path = save_dataset(ds, tmp_path / "ds")
+    code = main(
+        ["evaluate", "load", "--dataset", str(path), "--model-dir", str(tmp_path / "model")]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "persistence" in out and "seasonal_naive" in out and "ewma" in out
