@@ -27,7 +27,15 @@ import pandas as pd
 
 from hydatis.errors import SchemaError
 
-__all__ = ["SCHEMA", "TABLES", "ClusterDataset", "load_dataset", "save_dataset", "validate"]
+__all__ = [
+    "SCHEMA",
+    "TABLES",
+    "ClusterDataset",
+    "empty_table",
+    "load_dataset",
+    "save_dataset",
+    "validate",
+]
 
 TABLES = ("nodes", "node_metrics", "pods", "pod_usage")
 
@@ -51,6 +59,20 @@ OPTIONAL: dict[str, dict[str, str]] = {
     "pods": {"cpu_limit": "float?", "mem_limit": "float?", "qos": "str?"},
 }
 META_FILE = "meta.json"
+_DTYPES = {
+    "str": object,
+    "float": "float64",
+    "int": "int64",
+    "ts": "datetime64[ns, UTC]",
+}
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    """A table with the schema's columns and types and no rows (for a source that records
+    nothing of that kind, e.g. node series without pods)."""
+    return pd.DataFrame(
+        {col: pd.Series([], dtype=_DTYPES[kind.rstrip("?")]) for col, kind in SCHEMA[name].items()}
+    )
 
 
 @dataclass

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hydatis.dataset import ClusterDataset, save_dataset
+from hydatis.dataset import ClusterDataset, empty_table, save_dataset
 from hydatis.errors import ConfigError, HydatisError
 from hydatis.prometheus import (
     PrometheusClient,
@@ -225,19 +225,7 @@ def _seconds(ts: pd.Series) -> pd.Series:
 
 
 def _empty_pods() -> pd.DataFrame:
-    none = pd.Series([], dtype=object)
-    return pd.DataFrame(
-        {
-            "pod": none,
-            "workload": none,
-            "start_ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-            "end_ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-            "node": none,
-            "cpu_request": pd.Series([], dtype="float64"),
-            "mem_request": pd.Series([], dtype="float64"),
-            "priority": pd.Series([], dtype="int64"),
-        }
-    )
+    return empty_table("pods")
 
 
 def _node_tables(

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from hydatis.config import data_dir as default_data_dir
-from hydatis.dataset import ClusterDataset, load_dataset
+from hydatis.dataset import ClusterDataset, empty_table, load_dataset
 from hydatis.features import feature_names, node_features, node_labels
 from hydatis.models.base import Target, TrainResult
 from hydatis.models.forecast_baselines import (
@@ -92,27 +92,7 @@ Progress = Callable[[str], None] | None
 
 
 def _empty_pods() -> tuple[pd.DataFrame, pd.DataFrame]:
-    pods = pd.DataFrame(
-        {
-            "pod": pd.Series([], dtype=object),
-            "workload": pd.Series([], dtype=object),
-            "start_ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-            "end_ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-            "node": pd.Series([], dtype=object),
-            "cpu_request": pd.Series([], dtype="float64"),
-            "mem_request": pd.Series([], dtype="float64"),
-            "priority": pd.Series([], dtype="int64"),
-        }
-    )
-    usage = pd.DataFrame(
-        {
-            "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-            "pod": pd.Series([], dtype=object),
-            "cpu_used": pd.Series([], dtype="float64"),
-            "mem_used": pd.Series([], dtype="float64"),
-        }
-    )
-    return pods, usage
+    return empty_table("pods"), empty_table("pod_usage")
 
 
 def bitbrains_dataset(

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hydatis.dataset import ClusterDataset
+from hydatis.dataset import ClusterDataset, empty_table
 from hydatis.errors import DataSourceError
 from simulator.importers._common import DEFAULT_CHUNK_ROWS, read_csv_chunks, resolve
 
@@ -222,26 +222,7 @@ def load_alibaba_v2018(
     nodes = nodes[nodes["node"].isin(used)].reset_index(drop=True)
     nodes = nodes[(nodes["cpu_cores"] > 0) & (nodes["mem_gib"] > 0)].reset_index(drop=True)
     metrics = metrics[metrics["node"].isin(nodes["node"])].reset_index(drop=True)
-    pods = pd.DataFrame(
-        {
-            "pod": pd.Series([], dtype=object),
-            "workload": pd.Series([], dtype=object),
-            "start_ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-            "end_ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-            "node": pd.Series([], dtype=object),
-            "cpu_request": pd.Series([], dtype="float64"),
-            "mem_request": pd.Series([], dtype="float64"),
-            "priority": pd.Series([], dtype="int64"),
-        }
-    )
-    usage_df = pd.DataFrame(
-        {
-            "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-            "pod": pd.Series([], dtype=object),
-            "cpu_used": pd.Series([], dtype="float64"),
-            "mem_used": pd.Series([], dtype="float64"),
-        }
-    )
+    pods, usage_df = empty_table("pods"), empty_table("pod_usage")
     meta_info = {
         "source": "alibaba cluster-trace-v2018",
         "files": [str(usage), str(meta)],

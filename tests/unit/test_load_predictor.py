@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from components.train_load import evaluate_load, time_split, train_load
-from hydatis.dataset import ClusterDataset
+from hydatis.dataset import ClusterDataset, empty_table
 from hydatis.features import feature_names, node_features, node_labels
 from hydatis.models.base import TrainResult
 from hydatis.models.forecast_baselines import (
@@ -50,26 +50,7 @@ def _series_dataset(n_nodes: int = 3, days: float = 2.0, seed: int = 0) -> Clust
     nodes = pd.DataFrame(
         {"node": [f"n{i}" for i in range(n_nodes)], "cpu_cores": 8.0, "mem_gib": 32.0}
     )
-    pods = pd.DataFrame(
-        {
-            "pod": pd.Series([], dtype=object),
-            "workload": pd.Series([], dtype=object),
-            "start_ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-            "end_ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-            "node": pd.Series([], dtype=object),
-            "cpu_request": pd.Series([], dtype="float64"),
-            "mem_request": pd.Series([], dtype="float64"),
-            "priority": pd.Series([], dtype="int64"),
-        }
-    )
-    usage = pd.DataFrame(
-        {
-            "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-            "pod": pd.Series([], dtype=object),
-            "cpu_used": pd.Series([], dtype="float64"),
-            "mem_used": pd.Series([], dtype="float64"),
-        }
-    )
+    pods, usage = empty_table("pods"), empty_table("pod_usage")
     return ClusterDataset(nodes, pd.concat(frames, ignore_index=True), pods, usage).validate()
 
 
