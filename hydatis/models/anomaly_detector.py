@@ -101,6 +101,10 @@ class _QuantileRule:
     def _fit_raw(self, x: np.ndarray) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _z(self, x: np.ndarray) -> np.ndarray:
+        """Robust z-scores against the fitted ``center_`` / ``scale_``, clipped."""
+        return np.clip(np.nan_to_num((x - self.center_) / self.scale_, nan=0.0), -1e3, 1e3)
+
     def raw_score(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         """Higher = more anomalous."""
         raise NotImplementedError
@@ -164,9 +168,6 @@ class PCABaseline(_QuantileRule):
         self.min_run = min_run
         self.random_state = random_state
 
-    def _z(self, x: np.ndarray) -> np.ndarray:
-        return np.clip(np.nan_to_num((x - self.center_) / self.scale_, nan=0.0), -1e3, 1e3)
-
     def _fit_raw(self, x: np.ndarray) -> None:
         from sklearn.decomposition import PCA
 
@@ -206,9 +207,6 @@ class IForestBaseline(_QuantileRule):
         self.validation_fraction = validation_fraction
         self.min_run = min_run
         self.random_state = random_state
-
-    def _z(self, x: np.ndarray) -> np.ndarray:
-        return np.clip(np.nan_to_num((x - self.center_) / self.scale_, nan=0.0), -1e3, 1e3)
 
     def _fit_raw(self, x: np.ndarray) -> None:
         from sklearn.ensemble import IsolationForest
