@@ -3,6 +3,7 @@ bad input by file, line and column."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from hydatis.config import data_dir as _configured_data_dir
 from hydatis.errors import DataSourceError
 
 DEFAULT_CHUNK_ROWS = 200_000
+
+
+log = logging.getLogger(__name__)
 
 
 def resolve(path: str | Path, data_dir: str | Path | None = None) -> Path:
@@ -31,6 +35,32 @@ def resolve(path: str | Path, data_dir: str | Path | None = None) -> Path:
         return base / p
     where = f" (looked in {base})" if base is not None else " (no data directory configured)"
     raise DataSourceError(f"{path}: file or folder not found{where}")
+
+
+def resolve_default(
+    path: str | Path, data_dir: str | Path | None, pattern: str, *, dirs: bool = False
+) -> Path:
+    """A default name, or the first match of ``pattern`` when that name is not there.
+
+    Defaults name the files of one slice (``bitbrains-rnd/2013-7``,
+    ``openb_pod_list_default.csv``); another slice of the same source (another month,
+    another pod-list mix) has other names. Only defaults go through here: a name the user
+    gives must exist.
+
+    Raises:
+        DataSourceError: neither the name nor anything matching ``pattern`` exists.
+    """
+    try:
+        return resolve(path, data_dir)
+    except DataSourceError as err:
+        base = Path(data_dir) if data_dir is not None else _configured_data_dir()
+        if base is None:
+            raise
+        found = sorted(p for p in base.glob(pattern) if (p.is_dir() if dirs else p.is_file()))
+        if not found:
+            raise DataSourceError(f"{err}; nothing matches {pattern!r} either") from None
+        log.info("%s not found; using %s (first match of %s)", path, found[0], pattern)
+        return found[0]
 
 
 def read_csv_chunks(

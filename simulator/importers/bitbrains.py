@@ -32,7 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from hydatis.errors import DataSourceError
-from simulator.importers._common import DEFAULT_CHUNK_ROWS, read_csv_chunks, resolve
+from simulator.importers._common import (
+    DEFAULT_CHUNK_ROWS,
+    read_csv_chunks,
+    resolve,
+    resolve_default,
+)
 
 __all__ = [
     "DEFAULT_FOLDER",
@@ -177,7 +182,10 @@ def _files(folder: str | Path, pattern: str, data_dir: str | Path | None) -> lis
     text = str(folder)
     if any(ch in text for ch in "*?["):  # "bitbrains-rnd/2013-7/*.csv" given as one path
         folder, pattern = Path(text).parent, Path(text).name
-    base = resolve(folder, data_dir)
+    if str(folder) == DEFAULT_FOLDER:  # another slice holds another month's folder
+        base = resolve_default(folder, data_dir, "bitbrains-rnd/*", dirs=True)
+    else:
+        base = resolve(folder, data_dir)
     if base.is_file():
         return [base]
     files = sorted((p for p in base.glob(pattern) if p.is_file()), key=_natural_key)

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from hydatis.errors import DataSourceError
-from simulator.importers._common import read_csv_checked, resolve
+from simulator.importers._common import read_csv_checked, resolve, resolve_default
 
 __all__ = [
     "DEFAULT_NODE_LIST",
@@ -78,6 +78,14 @@ _POD_COLS = (
 
 
 def _openb_path(name: str | Path, data_dir: str | Path | None) -> Path:
+    defaults = {
+        DEFAULT_NODE_LIST: "openb_node_list_*.csv",
+        DEFAULT_POD_LIST: "openb_pod_list_*.csv",
+    }
+    if str(name) in defaults:  # another slice may hold another node list or pod mix
+        return resolve_default(
+            Path(OPENB_DIR) / name, data_dir, f"{OPENB_DIR}/{defaults[str(name)]}"
+        )
     p = Path(name)
     if p.exists() or p.is_absolute() or len(p.parts) > 1:
         return resolve(p, data_dir)

@@ -34,6 +34,12 @@ def _close(a, b, path="") -> None:
         assert math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-9), f"{path}: {a} != {b}"
 
 
+def _listed(base, name: str, pattern: str):
+    """The default file, or (on another slice) the first file matching ``pattern``."""
+    path = base / "alibaba-openb" / name
+    return path if path.exists() else sorted((base / "alibaba-openb").glob(pattern))[0]
+
+
 def _data_lines(path) -> int:
     with open(path) as fh:
         return sum(1 for line in fh if line.strip()) - 1  # minus the header
@@ -47,15 +53,14 @@ def test_importers_on_real_files():
         load_openb,
         read_bitbrains_vm,
     )
-    from simulator.importers.bitbrains import DEFAULT_FOLDER
     from simulator.importers.openb import DEFAULT_NODE_LIST, DEFAULT_POD_LIST
 
     base = data_dir()
     nodes, pods = load_openb()
-    assert len(nodes) == _data_lines(base / "alibaba-openb" / DEFAULT_NODE_LIST)
-    assert len(pods) == _data_lines(base / "alibaba-openb" / DEFAULT_POD_LIST)
+    assert len(nodes) == _data_lines(_listed(base, DEFAULT_NODE_LIST, "openb_node_list_*.csv"))
+    assert len(pods) == _data_lines(_listed(base, DEFAULT_POD_LIST, "openb_pod_list_*.csv"))
     assert (nodes["cpu_cores"] > 0).all() and (pods["cpu_request"] >= 0).all()
-    first_vm = sorted((base / DEFAULT_FOLDER).glob("*.csv"))[0]
+    first_vm = sorted(base.glob("bitbrains-rnd/*/*.csv"))[0]  # any month
     vm = read_bitbrains_vm(first_vm)
     assert vm.step_s == 300 and len(vm) > 0 and 0 <= vm.cpu_frac.min() <= vm.cpu_frac.max() <= 1
     ds = load_alibaba_v2018()

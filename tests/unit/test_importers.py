@@ -237,3 +237,22 @@ def test_aggregate_bad_value(tmp_path):
     f = write(tmp_path / "a.csv", "cpu_usage,assigned_mem\n1,2\n3,x\n")
     with pytest.raises(DataSourceError, match=r"a\.csv: line 3, column 'assigned_mem'"):
         read_aggregate("azure_v2", path=f)
+
+
+def test_defaults_find_another_slices_files(tmp_path):
+    """A default name falls back to the first match (another month, another pod mix);
+    a name the user gives must exist."""
+    from hydatis.errors import DataSourceError
+    from simulator.importers._common import resolve_default
+
+    (tmp_path / "bitbrains-rnd" / "2014-1").mkdir(parents=True)
+    (tmp_path / "alibaba-openb").mkdir()
+    (tmp_path / "alibaba-openb" / "openb_pod_list_cpu200.csv").write_text("x\n")
+    month = resolve_default("bitbrains-rnd/2013-7", tmp_path, "bitbrains-rnd/*", dirs=True)
+    assert month == tmp_path / "bitbrains-rnd" / "2014-1"
+    pods = resolve_default(
+        "alibaba-openb/openb_pod_list_default.csv", tmp_path, "alibaba-openb/openb_pod_list_*.csv"
+    )
+    assert pods.name == "openb_pod_list_cpu200.csv"
+    with pytest.raises(DataSourceError, match="nothing matches"):
+        resolve_default("alibaba-v2018/x.csv", tmp_path, "alibaba-v2018/*.csv")
