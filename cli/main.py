@@ -295,27 +295,6 @@ def cmd_features_materialize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_adapter(progress: Progress, task: Any) -> Any:
-    """Accept the trainers' progress calls: ``(fraction)``, ``(done, total)``, and an
-    optional text saying what is being done."""
-
-    def update(*args: Any, **kwargs: Any) -> None:
-        numbers = [a for a in args if isinstance(a, int | float) and not isinstance(a, bool)]
-        texts = [a for a in args if isinstance(a, str)] + [
-            v for v in kwargs.values() if isinstance(v, str)
-        ]
-        fields: dict[str, Any] = {}
-        if len(numbers) >= 2:
-            fields.update(completed=numbers[0], total=max(numbers[1], 1e-9))
-        elif numbers:
-            fields.update(completed=numbers[0], total=1.0)
-        if texts:
-            fields["description"] = texts[0][:40]
-        progress.update(task, **fields)
-
-    return update
-
-
 def _frame_table(frame: Any, title: str) -> Table:
     table = Table(title=title or None, header_style="bold")
     for col in frame.columns:
@@ -344,7 +323,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         train = getattr(importlib.import_module(module), name)
         with _progress() as progress:
             task = progress.add_task(f"train {kind}", total=1.0)
-            result = train(seed=args.seed, progress=_progress_adapter(progress, task))
+            result = train(
+                seed=args.seed,
+                progress=lambda frac, what, task=task: progress.update(
+                    task, completed=frac, description=what[:40]
+                ),
+            )
         console.print(f"[bold]{kind}: model vs baselines (held-out data)[/]")
         console.print(_frame_table(result.table, ""))
         target_lines = [

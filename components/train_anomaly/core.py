@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from hydatis.models.anomaly_detector import (
     persist,
 )
 from hydatis.models.anomaly_metrics import evaluate_series
-from hydatis.models.base import Target, TrainResult
+from hydatis.models.base import ProgressFn, Target, TrainResult
 from simulator.importers.anomaly_data import Entity, load_asd, load_nab, load_smd
 
 __all__ = [
@@ -216,7 +216,7 @@ def inject_anomalies(
 
 
 def _cluster_eval(
-    params: dict[str, Any], seed: int, nodes: int, progress: Callable[[str], None] | None
+    params: dict[str, Any], seed: int, nodes: int, progress: ProgressFn | None
 ) -> tuple[AnomalyDetector, pd.DataFrame, dict[str, Any]]:
     from hydatis.dataset import ClusterDataset
     from hydatis.features import feature_names, node_features
@@ -237,7 +237,7 @@ def _cluster_eval(
     warm = t0 + pd.Timedelta(hours=1)
     names = feature_names()
     if progress:
-        progress("cluster: features of the clean replay")
+        progress(0.85, "cluster: features of the clean replay")
     feats = node_features(hist, step_s=STEP_S)
     train = feats[(feats["event_timestamp"] >= warm) & (feats["event_timestamp"] < split)]
     train = train.sort_values(["event_timestamp", "node_id"], kind="stable")
@@ -249,7 +249,7 @@ def _cluster_eval(
     nm, events = inject_anomalies(hist.node_metrics, node_list, split, end, seed=seed)
     injected = ClusterDataset(hist.nodes, nm, hist.pods, hist.pod_usage, dict(hist.meta))
     if progress:
-        progress("cluster: features of the injected replay")
+        progress(0.92, "cluster: features of the injected replay")
     f2 = node_features(injected, step_s=STEP_S)
     f2 = f2[f2["event_timestamp"] >= split]
     rows, delays_s, kinds, undetected = [], [], [], []
@@ -324,7 +324,7 @@ def train_anomaly(
     datasets: Sequence[str] = ("smd", "asd", "nab"),
     max_entities: int | None = None,
     seed: int = 0,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressFn | None = None,
     params: dict[str, Any] | None = None,
     cluster_nodes: int = 30,
 ) -> TrainResult:
@@ -337,7 +337,7 @@ def train_anomaly(
         max_entities: at most this many entities per dataset (reduced budgets; the
             report says so).
         seed: seeds the detectors, the replay and the injection.
-        progress: called with a short message now and then.
+        progress: called with the fraction done and a short message now and then.
         params: overrides of :data:`DEFAULT_PARAMS`.
         cluster_nodes: nodes of the replayed cluster (0 skips the cluster part; the
             returned model is then the last entity's ensemble).
@@ -354,7 +354,8 @@ def train_anomaly(
     rows: list[dict[str, Any]] = []
     for i, e in enumerate(entities):
         if progress:
-            progress(f"{e.dataset} {e.name} ({i + 1}/{len(entities)})")
+            share = 0.8 if cluster_nodes else 1.0  # the cluster evaluation takes the rest
+            progress(share * i / len(entities), f"{e.dataset} {e.name}")
         rows += _evaluate_entity(e, p, seed)
     per_entity = pd.DataFrame(rows)
     macro = _macro(per_entity) if len(per_entity) else per_entity

@@ -28,7 +28,7 @@ import hashlib
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ import pandas as pd
 from hydatis.config import data_dir as default_data_dir
 from hydatis.dataset import ClusterDataset, empty_table, load_dataset
 from hydatis.features import feature_names, node_features, node_labels
-from hydatis.models.base import Target, TrainResult
+from hydatis.models.base import ProgressFn, Target, TrainResult
 from hydatis.models.forecast_baselines import (
     BASELINES,
     KEYS,
@@ -84,8 +84,6 @@ TARGETS = [
 ]
 _RES = ("cpu", "mem")
 _NS = 1_000_000_000
-
-Progress = Callable[[str], None] | None
 
 
 # --------------------------------------------------------------------------- data
@@ -437,7 +435,7 @@ def train_load(
     horizons: tuple[int, ...] = DEFAULT_HORIZONS,
     test_share: float = 0.2,
     seed: int = 0,
-    progress: Progress = None,
+    progress: ProgressFn | None = None,
     params: dict[str, Any] | None = None,
     max_vms: int | None = None,
     max_train_rows: int | None = MAX_TRAIN_ROWS,
@@ -453,7 +451,7 @@ def train_load(
             first horizon) is the one returned and gives the headline metrics.
         test_share: share of each source's timeline held out as the test part.
         seed: the random seed of the boosters.
-        progress: called with a short message at each step.
+        progress: called with the fraction done and a short message at each step.
         params: :class:`LoadPredictor` parameters overriding the defaults.
         max_vms: cap on the Bitbrains VMs read when ``datasets`` is None.
         max_train_rows: cap on each source's training rows (a seeded random subset of
@@ -467,10 +465,13 @@ def train_load(
     """
     t_start = time.perf_counter()
 
+    stage = [0, 1]  # stages done, stages expected (known once the sources are)
+
     def say(msg: str) -> None:
         log.info("train_load: %s", msg)
         if progress is not None:
-            progress(msg)
+            progress(min(stage[0] / stage[1], 1.0), msg)
+        stage[0] += 1
 
     if datasets is None:
         say("reading the real sources")
@@ -478,6 +479,7 @@ def train_load(
     if not datasets:
         raise ValueError("no dataset to train on")
     horizons = tuple(int(h) for h in horizons)
+    stage[1] = len(datasets) * (1 + len(horizons)) + 2 * len(horizons) + 2
     primary_h = PRIMARY_HORIZON_S if PRIMARY_HORIZON_S in horizons else horizons[0]
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="train-load-"))
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,6 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,7 @@ import pandas as pd
 import torch
 
 from hydatis.dataset import ClusterDataset
-from hydatis.models.base import Target, TrainResult
+from hydatis.models.base import ProgressFn, Target, TrainResult
 from hydatis.models.placement_agent import PlacementAgent
 from simulator import agent as _agent_module
 from simulator.agent import (
@@ -191,7 +190,7 @@ def train_placement(
     eval_dataset: ClusterDataset | None = None,
     episodes: int = DEFAULT_EPISODES,
     seed: int = 0,
-    progress: Callable[[float], None] | None = None,
+    progress: ProgressFn | None = None,
     params: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train the placement agent and evaluate it beside random, default and TLP.
@@ -207,7 +206,8 @@ def train_placement(
             the seed-0 trace, saw it; with ``dataset`` given, ``dataset`` itself).
         episodes: training episodes.
         seed: seeds the trace, the agent, the episodes and the evaluation runs.
-        progress: called with the fraction done (training is 0–0.8, evaluation the rest).
+        progress: called with the fraction done (training is 0–0.8, evaluation the rest)
+            and what is being done.
         params: overrides of :data:`DEFAULT_PARAMS`.
 
     Returns:
@@ -250,7 +250,7 @@ def train_placement(
         config=SimConfig(warmup_s=0.0),
         seed=seed,
         learn_every=int(p["learn_every"]),
-        progress=(lambda f: progress(0.8 * f)) if progress else None,
+        progress=(lambda f: progress(0.8 * f, "training episodes")) if progress else None,
     )
     train_s = time.perf_counter() - t_train
     converged = convergence_episode(
@@ -268,7 +268,7 @@ def train_placement(
     for i, (name, sched) in enumerate(schedulers):
         rows[name] = summarize(simulate(workload, sched, seed=seed, config=cfg))
         if progress:
-            progress(0.8 + 0.2 * (i + 1) / len(schedulers))
+            progress(0.8 + 0.2 * (i + 1) / len(schedulers), f"evaluated {name}")
     obj_random = rows["random"]["objective"]
     for row in rows.values():
         row["improvement_vs_random_pct"] = 100.0 * improvement(row["objective"], obj_random)

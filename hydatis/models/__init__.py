@@ -12,6 +12,6 @@ returns. No servers, no pipelines, no MLflow here.
 The model modules are imported by name (torch and xgboost load slowly), not from here.
 """
 
-from hydatis.models.base import SavedModel, Target, TrainResult
+from hydatis.models.base import ProgressFn, SavedModel, Target, TrainResult
 
-__all__ = ["SavedModel", "Target", "TrainResult"]
+__all__ = ["ProgressFn", "SavedModel", "Target", "TrainResult"]

@@ -9,13 +9,17 @@ absolute targets its registration gate checks.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self
 
 import pandas as pd
 
-__all__ = ["SavedModel", "Target", "TrainResult"]
+__all__ = ["ProgressFn", "SavedModel", "Target", "TrainResult"]
+
+#: How a training reports progress: the fraction done in [0, 1] and what it is doing.
+ProgressFn = Callable[[float, str], None]
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 

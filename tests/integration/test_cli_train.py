@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 def tiny_train(*, seed: int, progress) -> object:
     progress(0.5, "fitting")
-    progress(1, 1)
+    progress(1.0, "done")
     return result(0.3 if seed else 0.8)
 
 
