@@ -36,9 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Run as a script, this file's folder comes first on sys.path; the project root must be
-# there for ``components`` and ``tests``.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+# The Redis helper lives in the project's tests package, which is not installed.
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402

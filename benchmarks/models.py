@@ -19,16 +19,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path; keep the project's names.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+import numpy as np
+from rich.console import Console
+from rich.table import Table
 
-import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from hydatis.config import require_data_dir  # noqa: E402
+from hydatis.config import require_data_dir
 
 BENCH = {
     "load": [

@@ -106,14 +106,14 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def _signature(result: TrainResult, model_dir: Path):
+def _signature(result: TrainResult):
     if not result.features:
         return None, None
     example = pd.DataFrame(
         np.zeros((2, len(result.features)), dtype=np.float32), columns=result.features
     )
-    cls, method = model_class(result.name)
-    output = np.asarray(getattr(cls.load(model_dir), method)(example.to_numpy(np.float32)))
+    _, method = model_class(result.name)
+    output = np.asarray(getattr(result.model, method)(example.to_numpy(np.float32)))
     return infer_signature(example, output), example
 
 
@@ -139,10 +139,10 @@ def _gate(
     if champion is None or str(champion.version) == version:
         return reasons, None
     value = result.metrics.get(result.primary, float("nan"))
-    tags = client.get_run(champion.run_id).data.tags
+    run = client.get_run(champion.run_id).data
     champion_value = None
-    if result.eval_data_id and tags.get("eval_data_id") == result.eval_data_id:
-        champion_value = client.get_run(champion.run_id).data.metrics.get(result.primary)
+    if result.eval_data_id and run.tags.get("eval_data_id") == result.eval_data_id:
+        champion_value = run.metrics.get(result.primary)
     elif evaluate_champion is not None:
         champion_value = evaluate_champion(load_champion(result.name)).get(result.primary)
     if champion_value is None:
@@ -183,7 +183,7 @@ def register(
     client = _use(uri)
     with tempfile.TemporaryDirectory(prefix="hydatis-model-") as tmp:
         model_dir = Path(result.model.save(Path(tmp) / "model"))
-        signature, example = _signature(result, model_dir)
+        signature, example = _signature(result)
         with mlflow.start_run(run_name=f"train-{result.name}") as run:
             mlflow.log_params(_flat_params(result.params))
             mlflow.log_metrics(_finite(result.metrics))

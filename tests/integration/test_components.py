@@ -3,17 +3,19 @@ installed project's plain function under kfp's local runner."""
 
 # No "from __future__ import annotations": kfp reads the pipeline's annotations as types.
 import importlib
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from kfp import compiler, dsl, local
 
-from components._image import BASE_IMAGE, package_version
 from hydatis.dataset import save_dataset
 from tests.factories import make_dataset, ts
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 WRAPPERS = [
     ("components.extract.component", "extract_op"),
@@ -32,7 +34,8 @@ def test_component_compiles_to_the_project_image(tmp_path, module, name):
     path = tmp_path / f"{name}.yaml"
     compiler.Compiler().compile(component, str(path))
     text = path.read_text()
-    assert f"image: {BASE_IMAGE}" in text and BASE_IMAGE.endswith(":" + package_version())
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"image: ghcr.io/hydatis/ml-scheduler:{version}" in text  # tag = package version
     assert "pip install" not in text  # runs the installed project, no install at start
 
 
