@@ -196,3 +196,41 @@ def test_pod_without_requests_estimates_defaults():
     sched.reset(0)
     used_cpu, used_mem = sched.node_usage(PodSpec("p", None, None), view)
     assert (used_cpu[2], used_mem[2]) == (250, 200 * MI)
+
+
+@pytest.mark.parametrize("uniform", [True, False], ids=["one-report-time", "per-node-times"])
+def test_recent_pod_estimates_match_a_brute_force_sum(uniform):
+    """The incremental path (every node reported at once) and the per-node path give the
+    usage a plain sum over the recent bindings gives."""
+    from simulator.schedulers.koordinator import (
+        DEFAULT_MEMORY_REQUEST,
+        DEFAULT_MILLI_CPU_REQUEST,
+    )
+
+    rng = np.random.default_rng(4)
+    n = 6
+    view = ClusterView.empty(np.full(n, 16_000), np.full(n, 64 * 1024**3), now=2000.0)
+    view.metrics.cpu_used[:] = rng.uniform(0, 8000, n)
+    view.metrics.mem_used[:] = rng.uniform(0, 32 * 1024**3, n)
+    view.metrics.updated_at[:] = 1900.0 if uniform else rng.uniform(1850.0, 1950.0, n)
+    sched = KoordinatorScheduler()
+    sched.reset(0)
+    pods = []
+    for i, t in enumerate(np.sort(rng.uniform(1700.0, 2000.0, 40))):
+        pod = PodSpec(f"p{i}", int(rng.integers(100, 4000)), None, None, None)
+        view.bindings.append(float(t), int(rng.integers(n)), pod)
+        pods.append((float(t), pod))
+        sched.node_usage(PodSpec("probe", None, None), view)  # the cache follows bindings
+    cpu, mem = sched.node_usage(PodSpec("probe", None, None), view)
+    # The probe sets no request, so it estimates the unscaled defaults itself.
+    want_cpu = view.metrics.cpu_used.copy() + DEFAULT_MILLI_CPU_REQUEST
+    want_mem = view.metrics.mem_used.copy() + DEFAULT_MEMORY_REQUEST
+    nodes = view.bindings.since(0.0).node
+    for (t, pod), node in zip(pods, nodes, strict=True):
+        if t > view.metrics.updated_at[node] - 60.0:
+            want_cpu[node] += estimate_usage(
+                np.array([pod.cpu_request]), np.array([UNSET]), 85, 100
+            )[0]
+            want_mem[node] += DEFAULT_MEMORY_REQUEST  # no memory request: the default
+    np.testing.assert_allclose(cpu, np.round(want_cpu), atol=1)
+    np.testing.assert_allclose(mem, np.round(want_mem), atol=1)
