@@ -157,3 +157,24 @@ def test_scheduler_empty_candidates():
     sched.reset(0)
     got = sched.score(PodSpec("p", 1, 1), _view(), np.array([], dtype=np.int64))
     assert got.size == 0
+
+
+def test_scheduler_hot_value_matches_the_formula_over_time():
+    """The scheduler counts recent bindings incrementally; at every instant its penalty is
+    ten times :func:`hot_value` over the same bindings."""
+    from simulator.schedulers.crane import hot_value
+
+    rng = np.random.default_rng(5)
+    n = 4
+    view = ClusterView.empty(np.full(n, 8000), np.full(n, 32 * 1024**3))
+    for name in ("cpu_avg_5m", "cpu_max_1h", "cpu_max_1d"):
+        getattr(view.metrics, name)[:] = 0.0  # load score 100: only the penalty remains
+    sched = CraneScheduler()
+    sched.reset(0)
+    nodes = np.arange(n)
+    for i, t in enumerate(np.sort(rng.uniform(0.0, 1200.0, 60))):
+        view.now = float(t)
+        view.bindings.append(float(t), int(rng.integers(n)), PodSpec(f"p{i}", 100, 1))
+        hot = hot_value(view.bindings.since(view.now - 300.0), view.now, n)
+        expected = np.clip(100 - 10 * hot, 0, 100)
+        np.testing.assert_array_equal(sched.score(PodSpec("x", 100, 1), view, nodes), expected)
