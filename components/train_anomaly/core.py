@@ -449,40 +449,9 @@ def _report(
     max_entities: int | None,
     params: dict[str, Any],
 ) -> str:
-    cols = [
-        "dataset",
-        "detector",
-        "n",
-        "precision",
-        "recall",
-        "fpr",
-        "auc_pr",
-        "event_recall",
-        "alarm_precision",
-        "false_alarms_per_day",
-        "delay_median",
-        "delay_p95",
-        "pa_f1",
-        "latency_us_per_sample",
-    ]
-    ent_cols = [
-        "dataset",
-        "entity",
-        "detector",
-        "precision",
-        "recall",
-        "fpr",
-        "auc_pr",
-        "event_recall",
-        "alarm_precision",
-        "false_alarms_per_day",
-        "delay_median",
-        "delay_p95",
-        "pa_f1",
-        "events",
-        "detected",
-        "alarms",
-    ]
+    cols = ["dataset", "detector", "n", *_FIGURES]
+    shown = [f for f in _FIGURES if f != "latency_us_per_sample"]
+    ent_cols = ["dataset", "entity", "detector", *shown, "events", "detected", "alarms"]
     parts = [
         "# Anomaly detector: evaluation\n",
         "## Protocol\n",
