@@ -294,18 +294,18 @@ def simulate(
         # 4. scheduling
         if pending:
             pending.sort(key=lambda i: (-prio[i], pending_since[i], i))
-            failed: list[np.ndarray] = []
+            failed = np.empty((0, dom.shape[1]), dtype=dom.dtype)
             still: list[int] = []
             for i in pending:
                 key = dom[i]
-                if failed and np.any(np.all(np.asarray(failed) <= key, axis=1)):
+                if failed.size and np.any(np.all(failed <= key, axis=1)):
                     still.append(i)
                     continue
                 t_call = time.perf_counter()
                 node = scheduler.select(specs[i], view)
                 latencies.append(time.perf_counter() - t_call)
                 if node is None:
-                    failed.append(key)
+                    failed = np.vstack((failed, key))
                     still.append(i)
                     continue
                 view.bind(specs[i], node)
