@@ -51,6 +51,14 @@ from typing import Any
 import numpy as np
 
 from hydatis.models.placement_agent import PlacementAgent
+from hydatis.models.placement_features import (
+    FEATURES,
+    HOT,
+    TARGET,
+    NodeArrays,
+    cluster_scalars,
+    placement_features,
+)
 from simulator.engine import SimConfig, simulate
 from simulator.metrics import summarize
 from simulator.types import ClusterView, FrameworkScheduler, PodSpec, RecentBindings, WindowSum
@@ -74,13 +82,12 @@ __all__ = [
     "node_features",
     "placement_reward",
     "train_agent",
+    "view_arrays",
     "visible_availability",
 ]
 
 log = logging.getLogger(__name__)
 
-TARGET = 0.65
-HOT = 0.85
 AVAILABILITY_TARGET = 0.997
 REPORTING_INTERVAL_S = 60.0  # pods bound this long before the metric window end count
 W_EFF = 0.2
@@ -91,40 +98,7 @@ W_CONTENTION = 2.0
 W_REQUESTS = 0.5
 W_AVAIL = 0.1
 
-#: Feature names, in column order (every column normalised; NaN → 0).
-FEATURES: tuple[str, ...] = (
-    "cap_cpu_rel",  # node CPU capacity / the cluster's largest
-    "cap_mem_rel",
-    "req_cpu_share",  # requested CPU / allocatable, before the pod
-    "req_cpu_after",  # ... including the pod
-    "req_mem_after",
-    "pods_share",  # pods bound / max pods
-    "cpu_avg",  # load-watcher mean CPU utilisation (lagged)
-    "cpu_used",  # latest visible CPU sample / capacity (lagged)
-    "cpu_std",
-    "mem_avg",
-    "cpu_max_1h",
-    "recent_cpu",  # requests bound since the metric window, / capacity
-    "recent_count",  # bindings since the metric window / 10
-    "pod_cpu",  # the pod's CPU request / capacity
-    "pod_mem",
-    "proj_cpu",  # projected CPU after placing the pod
-    "peak_cpu",  # projected peak (1 h max) after placing the pod
-    "over_target",  # max(0, proj − 0.65)
-    "over_hot",  # max(0, peak − 0.85)
-    "headroom_target",  # max(0, 0.65 − proj)
-    "headroom_hot",  # max(0, 0.85 − peak)
-    "proj_vs_cluster",  # proj − the cluster's mean latest CPU
-    "proj_mem",  # mem_avg + pod memory request / capacity
-    "cluster_cpu",  # the cluster's mean latest CPU
-    "cluster_req_cpu",  # the cluster's requested CPU share
-    "has_metrics",
-)
 _IDX = {name: i for i, name in enumerate(FEATURES)}
-
-
-def _nz(x: np.ndarray) -> np.ndarray:
-    return np.where(np.isnan(x), 0.0, x)
 
 
 def _recent_sums(view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
@@ -166,59 +140,35 @@ def node_features(
     nodes = np.asarray(nodes, dtype=np.int64)
     if recent_cpu is None or recent_count is None:
         recent_cpu, recent_count = _recent_sums(view)
+    everything = view_arrays(view, recent_cpu, recent_count)
+    return placement_features(
+        float(pod.cpu_req), float(pod.mem_req), everything.take(nodes), cluster_scalars(everything)
+    )
+
+
+def view_arrays(view: ClusterView, recent_cpu: np.ndarray, recent_count: np.ndarray) -> NodeArrays:
+    """Every node's :class:`NodeArrays` from a cluster view (the extender builds the same
+    arrays from its node-state cache)."""
     m = view.metrics
-    cap_c = np.maximum(view.cap_cpu[nodes].astype(np.float64), 1.0)
-    cap_m = np.maximum(view.cap_mem[nodes].astype(np.float64), 1.0)
-    alloc_c = np.maximum(view.alloc_cpu[nodes].astype(np.float64), 1.0)
-    alloc_m = np.maximum(view.alloc_mem[nodes].astype(np.float64), 1.0)
-    ref_c = max(float(view.cap_cpu.max(initial=1)), 1.0)
-    ref_m = max(float(view.cap_mem.max(initial=1)), 1.0)
-    cpu_avg = m.cpu_avg[nodes]
-    cpu_used = m.cpu_used[nodes] / cap_c
-    has = ~np.isnan(cpu_avg) | ~np.isnan(cpu_used)
-    base = np.where(np.isnan(cpu_used), _nz(cpu_avg), cpu_used)
-    max1h = _nz(m.cpu_max_1h[nodes])
-    recent = recent_cpu[nodes] / cap_c
-    pod_c = pod.cpu_req / cap_c
-    pod_m = pod.mem_req / cap_m
-    proj = base + recent + pod_c
-    peak = np.maximum(base, max1h) + recent + pod_c
     with np.errstate(invalid="ignore"):
-        all_used = m.cpu_used / np.maximum(view.cap_cpu, 1)
-        all_base = np.where(np.isnan(all_used), m.cpu_avg, all_used)
-    cluster_cpu = float(np.nanmean(all_base)) if np.isfinite(all_base).any() else 0.0
-    cluster_req = float(view.req_cpu.sum() / max(float(view.alloc_cpu.sum()), 1.0))
-    req_c = view.req_cpu[nodes] / alloc_c
-    cols = [
-        cap_c / ref_c,
-        cap_m / ref_m,
-        req_c,
-        req_c + pod.cpu_req / alloc_c,
-        (view.req_mem[nodes] + pod.mem_req) / alloc_m,
-        view.pod_count[nodes] / np.maximum(view.max_pods[nodes], 1),
-        _nz(cpu_avg),
-        _nz(cpu_used),
-        _nz(m.cpu_std[nodes]),
-        _nz(m.mem_avg[nodes]),
-        max1h,
-        recent,
-        recent_count[nodes] / 10.0,
-        pod_c,
-        pod_m,
-        proj,
-        peak,
-        np.maximum(proj - TARGET, 0.0),
-        np.maximum(peak - HOT, 0.0),
-        np.maximum(TARGET - proj, 0.0),
-        np.maximum(HOT - peak, 0.0),
-        proj - cluster_cpu,
-        _nz(m.mem_avg[nodes]) + pod_m,
-        np.full(nodes.size, cluster_cpu),
-        np.full(nodes.size, cluster_req),
-        has.astype(np.float64),
-    ]
-    X = np.stack(cols, axis=1).astype(np.float32)
-    return np.where(np.isfinite(X), X, 0.0).astype(np.float32, copy=False)
+        used = m.cpu_used / np.maximum(view.cap_cpu, 1)
+    return NodeArrays(
+        cap_cpu=view.cap_cpu,
+        cap_mem=view.cap_mem,
+        alloc_cpu=view.alloc_cpu,
+        alloc_mem=view.alloc_mem,
+        req_cpu=view.req_cpu,
+        req_mem=view.req_mem,
+        pod_count=view.pod_count,
+        max_pods=view.max_pods,
+        cpu_avg=m.cpu_avg,
+        cpu_used=used,
+        cpu_std=m.cpu_std,
+        mem_avg=m.mem_avg,
+        cpu_max_1h=m.cpu_max_1h,
+        recent_cpu=recent_cpu,
+        recent_count=recent_count,
+    )
 
 
 def placement_reward(
