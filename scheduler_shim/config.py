@@ -1,0 +1,166 @@
+"""The extender's settings: one typed class, defaults in one place, a YAML file plus
+environment overrides.
+
+Precedence (highest first): explicit keyword arguments (command-line flags), environment
+variables ``HYDATIS_SHIM_<KEY>`` (and the shared ``REDIS_URL``), the YAML file, the
+defaults below. An unknown or badly typed key raises :class:`~hydatis.errors.ConfigError`
+naming the key and the file, so a typo in a ConfigMap never silently falls back to a
+default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hydatis.errors import ConfigError
+
+__all__ = ["DEFAULT_PORT", "ENV_PREFIX", "ShimConfig", "Weights", "load_config"]
+
+ENV_PREFIX = "HYDATIS_SHIM_"
+DEFAULT_PORT = 8888
+
+
+class Weights(BaseModel):
+    """How much each model's part counts in a node's score (they need not sum to 1: the
+    score is normalised by their sum)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    load: float = Field(0.3, ge=0)
+    agent: float = Field(0.4, ge=0)
+    anomaly: float = Field(0.3, ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> Weights:
+        if self.load + self.agent + self.anomaly <= 0:
+            raise ValueError("at least one weight must be positive")
+        return self
+
+
+class ShimConfig(BaseSettings):
+    """Every setting of the extender service.
+
+    Attributes:
+        host, port: where the HTTP server listens (loopback by default).
+        source: where node state comes from: ``push`` (snapshots PUT to /v1/node-state,
+            e.g. by the simulator), ``feast`` (the online store) or ``prometheus``
+            (history + the feature function).
+        refresh_interval_s: seconds between background refreshes (pulled sources).
+        stale_after_s: state older than this gives neutral answers (counted fallback).
+        deadline_s: the longest a filter or prioritize answer may take, whatever happens
+            behind it; kube-scheduler's ``httpTimeout`` should be larger.
+        model_timeout_s: timeout of the batched load / anomaly calls at refresh.
+        agent_timeout_s: timeout of the per-pod placement-agent call.
+        load_url, anomaly_url, agent_url: base URLs of the three model servers; an
+            empty URL means the model is not used (its part is neutral).
+        load_model, anomaly_model, agent_model: the model names on those servers.
+        weights: the combination weights (load / agent / anomaly).
+        target, hot_threshold: CPU utilisation the load part peaks at, and where it
+            reaches 0 (nodes predicted past it after the pod are filtered).
+        mem_hot_threshold: memory utilisation past which a node is filtered.
+        filter_hot, filter_anomalous: whether predicted-hot / anomalous nodes are
+            filtered out (otherwise they are only scored down).
+        mode: ``active`` answers with the models' decision; ``shadow`` decides, logs and
+            answers neutrally.
+        rollout_percent: share of pods (by a hash of the pod UID) the models decide for;
+            the rest get neutral answers (10 → 50 → 100).
+        redis_url: share the node-state snapshot between replicas through Redis.
+        reporting_interval_s: pods placed this long before a node's latest sample are
+            taken to be visible in it (metric-lag compensation).
+        feature_repo: the Feast repo folder (``feast`` source).
+        prometheus_url: the Prometheus server (``prometheus`` source).
+        nodes: node names to refresh before any request has named them (pulled sources).
+        max_pods: pod limit assumed for a node whose limit is unknown.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    source: Literal["push", "feast", "prometheus"] = "push"
+    refresh_interval_s: float = Field(30.0, gt=0)
+    stale_after_s: float = Field(120.0, gt=0)
+    deadline_s: float = Field(0.25, gt=0)
+    model_timeout_s: float = Field(1.0, gt=0)
+    agent_timeout_s: float = Field(0.05, gt=0)
+    load_url: str = ""
+    anomaly_url: str = ""
+    agent_url: str = ""
+    load_model: str = "hydatis-load-predictor"
+    anomaly_model: str = "hydatis-anomaly-detector"
+    agent_model: str = "hydatis-placement-agent"
+    weights: Weights = Field(default_factory=Weights)
+    target: float = Field(0.65, gt=0, lt=1)
+    hot_threshold: float = Field(0.85, gt=0, le=1)
+    mem_hot_threshold: float = Field(0.95, gt=0, le=1)
+    filter_hot: bool = True
+    filter_anomalous: bool = True
+    mode: Literal["active", "shadow"] = "active"
+    rollout_percent: float = Field(100.0, ge=0, le=100)
+    redis_url: str | None = None
+    reporting_interval_s: float = Field(60.0, ge=0)
+    feature_repo: str = "feature_repo"
+    prometheus_url: str = "http://127.0.0.1:9090"
+    nodes: list[str] = Field(default_factory=list)
+    max_pods: int = Field(110, gt=0)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> ShimConfig:
+        if self.target >= self.hot_threshold:
+            raise ValueError(
+                f"target ({self.target}) must be below hot_threshold ({self.hot_threshold})"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, *_, **__):
+        """Keyword arguments, then the environment; the YAML file comes in as keywords
+        of lower priority (see :func:`load_config`)."""
+        return (init_settings, env_settings)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such configuration file") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> ShimConfig:
+    """The configuration from ``path`` (optional), the environment and ``overrides``.
+
+    ``REDIS_URL`` in the environment sets ``redis_url`` unless ``HYDATIS_SHIM_REDIS_URL``
+    or an override does.
+
+    Raises:
+        ConfigError: the file is missing or malformed, or a key is unknown or invalid
+            (the message names the key and where it came from).
+    """
+    import os
+
+    file_values = _read_yaml(Path(path)) if path is not None else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    env_keys = {k[len(ENV_PREFIX) :].lower() for k in os.environ if k.startswith(ENV_PREFIX)}
+    values = {k: v for k, v in file_values.items() if k not in env_keys and k not in given}
+    values.update(given)
+    if "redis_url" not in values and "redis_url" not in env_keys and os.environ.get("REDIS_URL"):
+        values["redis_url"] = os.environ["REDIS_URL"]
+    try:
+        return ShimConfig(**values)
+    except ValidationError as exc:
+        where = f"{path}" if path is not None else "settings"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from exc

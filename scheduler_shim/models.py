@@ -1,0 +1,117 @@
+"""Clients of the three model servers (KServe, Open Inference Protocol v2 over REST).
+
+One batched request scores many nodes: the input tensor is the feature matrix, its column
+names ride in the input's ``parameters.feature_names`` so each server picks its own
+columns. Every call has an explicit timeout; any failure — timeout, connection refused,
+non-200, malformed answer — raises :class:`ModelCallError` with the model and the
+reason, which the caller turns into a neutral part and a counted fallback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+import orjson
+
+from hydatis.errors import HydatisError
+
+__all__ = ["ModelCallError", "ModelClient"]
+
+
+class ModelCallError(HydatisError):
+    """A model server did not give a usable answer in time."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model, self.reason = model, reason
+        super().__init__(f"model {model}: {reason}")
+
+
+@dataclass
+class ModelClient:
+    """Calls one model server's v2 ``infer`` endpoint.
+
+    Args:
+        base_url: the server's base URL (``http://host:port``).
+        model: the model's name on that server.
+        timeout_s: the per-call timeout.
+        client: the shared async HTTP client (connection pooling, keep-alive).
+        observe: called with (model, seconds, ok) after every call (metrics).
+    """
+
+    base_url: str
+    model: str
+    timeout_s: float
+    client: httpx.AsyncClient
+    observe: Callable[[str, float, bool], None] | None = None
+
+    @property
+    def url(self) -> str:
+        """The infer endpoint."""
+        return f"{self.base_url.rstrip('/')}/v2/models/{self.model}/infer"
+
+    async def infer(self, matrix: np.ndarray, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """Score the rows of ``matrix`` (columns named ``columns``).
+
+        Returns:
+            Output name → 1-D array, each with one value per row.
+
+        Raises:
+            ModelCallError: timeout, transport error, non-200 or a malformed answer.
+        """
+        x = np.ascontiguousarray(matrix, dtype=np.float32)
+        body = orjson.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "features",
+                        "shape": list(x.shape),
+                        "datatype": "FP32",
+                        "data": x.ravel(),
+                        "parameters": {"feature_names": list(columns)},
+                    }
+                ]
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
+        start = time.perf_counter()
+        ok = False
+        try:
+            resp = await self.client.post(
+                self.url,
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=self.timeout_s,
+            )
+            if resp.status_code != 200:
+                raise ModelCallError(self.model, f"HTTP {resp.status_code}: {resp.text[:200]}")
+            out = _outputs(self.model, orjson.loads(resp.content), x.shape[0])
+            ok = True
+            return out
+        except httpx.TimeoutException as exc:
+            raise ModelCallError(self.model, f"no answer within {self.timeout_s:.3f}s") from exc
+        except httpx.HTTPError as exc:
+            raise ModelCallError(self.model, f"{type(exc).__name__}: {exc}") from exc
+        except orjson.JSONDecodeError as exc:
+            raise ModelCallError(self.model, f"answer is not JSON: {exc}") from exc
+        finally:
+            if self.observe is not None:
+                self.observe(self.model, time.perf_counter() - start, ok)
+
+
+def _outputs(model: str, payload: object, n: int) -> dict[str, np.ndarray]:
+    if not isinstance(payload, dict) or not isinstance(payload.get("outputs"), list):
+        raise ModelCallError(model, "answer has no 'outputs' list")
+    out: dict[str, np.ndarray] = {}
+    for o in payload["outputs"]:
+        try:
+            arr = np.asarray(o["data"], dtype=np.float64).reshape(-1)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelCallError(model, f"malformed output: {exc}") from exc
+        if arr.size != n:
+            raise ModelCallError(model, f"output {o.get('name')!r} has {arr.size} values, not {n}")
+        out[str(o.get("name"))] = arr
+    return out
