@@ -472,6 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
     val = dsub.add_parser("validate", help="validate a dataset directory")
     val.add_argument("path", type=Path)
     val.set_defaults(func=cmd_dataset_validate)
+
+    from cli import shim as shim_cmd
+
+    shim_cmd.add_parser(sub).set_defaults(func=shim_cmd.run)
     return parser
 
 

@@ -9,6 +9,7 @@ reason, which the caller turns into a neutral part and a counted fallback.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -80,18 +81,22 @@ class ModelClient:
         start = time.perf_counter()
         ok = False
         try:
-            resp = await self.client.post(
-                self.url,
-                content=body,
-                headers={"content-type": "application/json"},
-                timeout=self.timeout_s,
+            # the transport's timeout covers each socket phase; wait_for bounds the whole
+            resp = await asyncio.wait_for(
+                self.client.post(
+                    self.url,
+                    content=body,
+                    headers={"content-type": "application/json"},
+                    timeout=self.timeout_s,
+                ),
+                self.timeout_s,
             )
             if resp.status_code != 200:
                 raise ModelCallError(self.model, f"HTTP {resp.status_code}: {resp.text[:200]}")
             out = _outputs(self.model, orjson.loads(resp.content), x.shape[0])
             ok = True
             return out
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise ModelCallError(self.model, f"no answer within {self.timeout_s:.3f}s") from exc
         except httpx.HTTPError as exc:
             raise ModelCallError(self.model, f"{type(exc).__name__}: {exc}") from exc

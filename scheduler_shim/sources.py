@@ -64,14 +64,13 @@ def rows_from_payload(body: Any) -> NodeRows:
     values = body["values"]
     if not isinstance(values, list) or len(values) != n:
         raise BadRequestError("values", f"expected {n} rows, one per node")
+    for i, row in enumerate(values):
+        if not isinstance(row, list) or len(row) != d:
+            raise BadRequestError(f"values[{i}]", f"expected {d} values (one per column)")
     try:
-        matrix = np.array(values, dtype=np.float64)  # None -> NaN
+        matrix = np.array(values, dtype=np.float64).reshape(n, d)  # None -> NaN
     except (TypeError, ValueError) as exc:
-        raise BadRequestError("values", f"expected {n} rows of {d} numbers: {exc}") from exc
-    if n and matrix.shape != (n, d):
-        bad = next(i for i, r in enumerate(values) if not isinstance(r, list) or len(r) != d)
-        raise BadRequestError(f"values[{bad}]", f"expected {d} values (one per column)")
-    matrix = matrix.reshape(n, d)
+        raise BadRequestError("values", f"expected numbers or null: {exc}") from exc
     sample = (
         _floats(body["sample_time"], n, "sample_time")
         if body.get("sample_time") is not None

@@ -1,0 +1,341 @@
+"""The extender's decisions, in-process: model servers are in-process fakes behind an
+httpx transport (the integration test runs the real ones)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+
+from hydatis.features import feature_names
+from scheduler_shim.config import load_config
+from scheduler_shim.service import NEUTRAL_SCORE, Extender, rollout_bucket
+from scheduler_shim.state import NodeRows
+
+COLS = feature_names()
+GIB = 2**30
+
+
+class FakeModels:
+    """Answers v2 infer for the three models from per-node tables keyed by row order."""
+
+    def __init__(self, cpu, mem, anomaly, flag, q_of=None, delay_s=0.0, fail=()):
+        self.cpu, self.mem, self.anomaly, self.flag = cpu, mem, anomaly, flag
+        self.q_of = q_of or (lambda x: -x[:, 15])  # prefer the lowest projected CPU
+        self.delay_s, self.fail = delay_s, set(fail)
+        self.calls: list[str] = []
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        model = request.url.path.split("/")[3]
+        self.calls.append(model)
+        if model in self.fail:
+            return httpx.Response(503, text="down")
+        body = orjson.loads(request.content)
+        inp = body["inputs"][0]
+        x = np.asarray(inp["data"], dtype=np.float64).reshape(inp["shape"])
+        if model == "hydatis-placement-agent":
+            await asyncio.sleep(self.delay_s)
+            outs = [("q_values", self.q_of(x))]
+        elif model == "hydatis-load-predictor":
+            outs = [("cpu_util_pred", self.cpu), ("mem_util_pred", self.mem)]
+        else:
+            outs = [("anomaly_score", self.anomaly), ("anomaly_flag", self.flag)]
+        return httpx.Response(
+            200,
+            json={
+                "model_name": model,
+                "id": "1",
+                "outputs": [
+                    {
+                        "name": k,
+                        "shape": [len(v)],
+                        "datatype": "FP32",
+                        "data": [float(a) for a in v],
+                    }
+                    for k, v in outs
+                ],
+            },
+        )
+
+
+def rows(n=4, t=1000.0, sample=990.0, cores=32.0):
+    values = np.full((n, len(COLS)), 0.3)
+    values[:, COLS.index("cpu_capacity_cores")] = cores
+    values[:, COLS.index("mem_capacity_gib")] = 128.0
+    values[:, COLS.index("pod_count")] = 10
+    return NodeRows(t, [f"n{i}" for i in range(n)], COLS, values, np.full(n, sample))
+
+
+def pod(cpu="2", mem="1Gi", uid="u1"):
+    return {
+        "metadata": {"name": "p", "namespace": "d", "uid": uid},
+        "spec": {"containers": [{"resources": {"requests": {"cpu": cpu, "memory": mem}}}]},
+    }
+
+
+class Clock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def make(models: FakeModels, clock=None, **cfg):
+    settings = dict(load_url="http://m", anomaly_url="http://m", agent_url="http://m")
+    settings.update(cfg)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(models))
+    ext = Extender(load_config(None, **settings), client=client, clock=clock or Clock())
+    return ext
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def started(ext, r):
+    await ext.start()
+    await ext.refresh(r)
+    return ext
+
+
+def fallbacks(ext, reason):
+    return ext.metrics.fallbacks.labels(reason)._value.get()
+
+
+def default_models(n=4):
+    return FakeModels(
+        cpu=np.array([0.30, 0.84, 0.50, 0.20])[:n],
+        mem=np.full(n, 0.3),
+        anomaly=np.array([0.1, 0.1, 0.1, 0.9])[:n],
+        flag=np.array([0, 0, 0, 1])[:n],
+    )
+
+
+def test_filter_drops_hot_and_anomalous_nodes_with_reasons():
+    async def go():
+        ext = await started(make(default_models()), rows())
+        out = await ext.filter({"Pod": pod(cpu="2"), "NodeNames": ["n0", "n1", "n2", "n3"]})
+        await ext.close()
+        return out
+
+    out = run(go())
+    # n1: 0.84 + 2/32 = 0.90 > 0.85; n3 flagged anomalous
+    assert out["NodeNames"] == ["n0", "n2"]
+    assert set(out["FailedNodes"]) == {"n1", "n3"}
+    assert "hot threshold" in out["FailedNodes"]["n1"]
+    assert "anomalous" in out["FailedNodes"]["n3"]
+    assert out["Error"] == "" and out["Nodes"] is None
+
+
+def test_filter_never_empties_the_candidates():
+    models = FakeModels(
+        cpu=np.full(2, 0.95), mem=np.full(2, 0.3), anomaly=np.zeros(2), flag=np.zeros(2)
+    )
+
+    async def go():
+        ext = await started(make(models), rows(2))
+        out = await ext.filter({"Pod": pod(), "NodeNames": ["n0", "n1"]})
+        return ext, out
+
+    ext, out = run(go())
+    assert out["NodeNames"] == ["n0", "n1"] and out["FailedNodes"] == {}
+    assert fallbacks(ext, "filter_would_empty") == 1
+
+
+def test_prioritize_prefers_the_cool_normal_node():
+    async def go():
+        ext = await started(make(default_models()), rows())
+        return await ext.prioritize({"Pod": pod(), "NodeNames": ["n0", "n1", "n2", "n3"]})
+
+    out = run(go())
+    scores = {h["Host"]: h["Score"] for h in out}
+    assert all(isinstance(s, int) and 0 <= s <= 10 for s in scores.values())
+    assert scores["n0"] == max(scores.values())
+    assert scores["n1"] < scores["n0"] and scores["n3"] < scores["n0"]
+
+
+def test_lag_compensation_counts_own_placements_until_a_sample_covers_them():
+    models = FakeModels(
+        cpu=np.array([0.60, 0.62]), mem=np.full(2, 0.3), anomaly=np.zeros(2), flag=np.zeros(2)
+    )
+
+    async def go():
+        ext = await started(make(models, reporting_interval_s=60), rows(2, cores=8))
+        names = ["n0", "n1"]
+        first = await ext.prioritize({"Pod": pod(cpu="1", uid="a"), "NodeNames": names})
+        # n0 got pod a: 0.60 + 1/8 = 0.725 now > n1's 0.62 + 1/8: the next pod goes to n1
+        second = await ext.prioritize({"Pod": pod(cpu="1", uid="b"), "NodeNames": names})
+        held = len(ext.ledger)
+        # a later sample (time 2000, well after the placements at ~1000) covers them
+        await ext.refresh(rows(2, t=2100.0, sample=2000.0, cores=8))
+        return first, second, held, len(ext.ledger)
+
+    first, second, held, after = run(go())
+    best = lambda out: max(out, key=lambda h: h["Score"])["Host"]  # noqa: E731
+    assert best(first) == "n0"
+    assert best(second) == "n1"
+    assert held == 2 and after == 0
+
+
+def test_retry_of_the_same_pod_replaces_its_placement():
+    async def go():
+        ext = await started(make(default_models()), rows())
+        for _ in range(3):
+            await ext.prioritize({"Pod": pod(uid="same"), "NodeNames": ["n0", "n2"]})
+        return len(ext.ledger)
+
+    assert run(go()) == 1
+
+
+@pytest.mark.parametrize("verb", ["filter", "prioritize"])
+def test_stale_state_answers_neutrally_and_counts(verb):
+    clock = Clock()
+
+    async def go():
+        ext = await started(make(default_models(), clock=clock, stale_after_s=60), rows())
+        clock.t += 61
+        body = {"Pod": pod(), "NodeNames": ["n0", "n1", "n2", "n3"]}
+        out = await (ext.filter(body) if verb == "filter" else ext.prioritize(body))
+        return ext, out
+
+    ext, out = run(go())
+    if verb == "filter":
+        assert out["NodeNames"] == ["n0", "n1", "n2", "n3"] and out["FailedNodes"] == {}
+    else:
+        assert {h["Score"] for h in out} == {NEUTRAL_SCORE}
+    assert fallbacks(ext, "stale_state") == 1
+    assert not ext.ready()
+
+
+def test_no_state_yet_is_neutral():
+    async def go():
+        ext = make(default_models())
+        await ext.start()
+        return ext, await ext.prioritize({"Pod": pod(), "NodeNames": ["n0"]})
+
+    ext, out = run(go())
+    assert out == [{"Host": "n0", "Score": NEUTRAL_SCORE}]
+    assert fallbacks(ext, "no_state") == 1
+
+
+def test_late_agent_gives_a_neutral_agent_part_inside_the_deadline():
+    models = default_models()
+    models.delay_s = 0.5
+
+    async def go():
+        ext = await started(make(models, agent_timeout_s=0.02, deadline_s=0.2), rows())
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        out = await ext.prioritize({"Pod": pod(), "NodeNames": ["n0", "n2"]})
+        return ext, out, loop.time() - t0
+
+    ext, out, took = run(go())
+    assert took < 0.2
+    assert fallbacks(ext, "agent_failed") == 1
+    # still scored on load and anomaly: n0 (0.30) beats n2 (0.50 + 2/32) on load
+    scores = {h["Host"]: h["Score"] for h in out}
+    assert scores["n0"] >= scores["n2"]
+
+
+def test_deadline_bounds_the_answer_whatever_the_agent_does():
+    models = default_models()
+    models.delay_s = 1.0
+
+    async def go():
+        ext = await started(make(models, agent_timeout_s=5.0, deadline_s=0.05), rows())
+        return ext, await ext.prioritize({"Pod": pod(), "NodeNames": ["n0", "n2"]})
+
+    ext, out = run(go())
+    assert {h["Score"] for h in out} == {NEUTRAL_SCORE}
+    assert fallbacks(ext, "deadline") == 1
+
+
+def test_failed_model_at_refresh_degrades_its_part_only():
+    models = default_models()
+    models.fail = {"hydatis-load-predictor"}
+
+    async def go():
+        ext = await started(make(models), rows())
+        out = await ext.filter({"Pod": pod(), "NodeNames": ["n0", "n1", "n2", "n3"]})
+        return ext, out
+
+    ext, out = run(go())
+    assert ext.snapshot.degraded == ("load",)
+    assert fallbacks(ext, "refresh_load_failed") == 1
+    assert set(out["FailedNodes"]) == {"n3"}  # no load prediction: only the anomaly filter
+
+
+def test_unknown_nodes_get_neutral_parts_and_count_as_misses():
+    async def go():
+        ext = await started(make(default_models()), rows())
+        out = await ext.filter({"Pod": pod(), "NodeNames": ["n0", "new-node"]})
+        return ext, out
+
+    ext, out = run(go())
+    assert out["NodeNames"] == ["n0", "new-node"]
+    assert ext.metrics.cache_lookups.labels("miss")._value.get() == 1
+    assert ext.metrics.cache_lookups.labels("hit")._value.get() == 1
+
+
+def test_shadow_mode_decides_but_answers_neutrally():
+    models = default_models()
+
+    async def go():
+        ext = await started(make(models, mode="shadow"), rows())
+        f = await ext.filter({"Pod": pod(), "NodeNames": ["n0", "n1", "n2", "n3"]})
+        p = await ext.prioritize({"Pod": pod(), "NodeNames": ["n0", "n1", "n2", "n3"]})
+        return ext, f, p
+
+    ext, f, p = run(go())
+    assert f["FailedNodes"] == {} and len(f["NodeNames"]) == 4
+    assert {h["Score"] for h in p} == {NEUTRAL_SCORE}
+    assert ext.metrics.decisions.labels("shadow")._value.get() == 2
+    assert "hydatis-placement-agent" in models.calls  # it did decide
+
+
+@pytest.mark.parametrize("percent", [0.0, 10.0, 50.0, 100.0], ids=["off", "10", "50", "all"])
+def test_rollout_share_follows_the_percentage_and_is_stable(percent):
+    uids = [f"pod-{i}" for i in range(2000)]
+    chosen = [u for u in uids if rollout_bucket(u) < percent]
+    assert abs(len(chosen) / len(uids) - percent / 100) < 0.04
+    assert chosen == [u for u in uids if rollout_bucket(u) < percent]
+
+    async def go():
+        ext = await started(make(default_models(), rollout_percent=percent), rows())
+        for u in uids[:40]:
+            await ext.prioritize({"Pod": pod(uid=u), "NodeNames": ["n0", "n1"]})
+        return ext
+
+    ext = run(go())
+    active = ext.metrics.decisions.labels("active")._value.get()
+    assert active == sum(rollout_bucket(u) < percent for u in uids[:40])
+
+
+def test_node_objects_allocatable_override_state_capacity():
+    models = FakeModels(
+        cpu=np.array([0.5, 0.5]), mem=np.full(2, 0.3), anomaly=np.zeros(2), flag=np.zeros(2)
+    )
+    seen = {}
+
+    def q_of(x):
+        seen["req_cpu_after"] = x[:, 3].copy()
+        return -x[:, 3]
+
+    models.q_of = q_of
+
+    async def go():
+        ext = await started(make(models), rows(2))
+        nodes = [
+            {"metadata": {"name": "n0"}, "status": {"allocatable": {"cpu": "8"}}},
+            {"metadata": {"name": "n1"}},
+        ]
+        return await ext.prioritize({"Pod": pod(cpu="2"), "Nodes": {"items": nodes}})
+
+    run(go())
+    # requested ratio 0.3 of 32 cores = 9.6 cores; n0's allocatable is 8 cores
+    assert seen["req_cpu_after"][0] == pytest.approx((9600 + 2000) / 8000, rel=1e-4)
+    assert seen["req_cpu_after"][1] == pytest.approx((9600 + 2000) / 32000, rel=1e-4)
