@@ -48,6 +48,14 @@ def rollout_bucket(uid: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64 * 100.0
 
 
+def _keep_all(args: ExtenderArgs) -> dict[str, Any]:
+    return filter_result(args, [True] * len(args.node_names), {})
+
+
+def _neutral(args: ExtenderArgs) -> list[dict[str, Any]]:
+    return priority_list(args.node_names, [NEUTRAL_SCORE] * len(args.node_names))
+
+
 class Extender:
     """The extender service's core.
 
@@ -244,12 +252,11 @@ class Extender:
 
     def _filter(self, args: ExtenderArgs) -> dict[str, Any]:
         n = len(args.node_names)
-        keep_all = filter_result(args, [True] * n, {})
         snap = self._usable()
         path = self._path(args)
         self.metrics.decisions.labels(path).inc()
         if snap is None or path == "rollout_skip" or n == 0:
-            return keep_all
+            return _keep_all(args)
         c = self.config
         idx, known, _, cpu_after, mem_after = self._candidates(snap, args)
         safe = np.where(known, idx, 0)
@@ -279,17 +286,16 @@ class Extender:
                 len(failed),
                 n,
             )
-            return keep_all
+            return _keep_all(args)
         return filter_result(args, [name not in failed for name in args.node_names], failed)
 
     async def _prioritize(self, args: ExtenderArgs) -> list[dict[str, Any]]:
         n = len(args.node_names)
-        neutral = priority_list(args.node_names, [NEUTRAL_SCORE] * n)
         snap = self._usable()
         path = self._path(args)
         self.metrics.decisions.labels(path).inc()
         if snap is None or path == "rollout_skip" or n == 0:
-            return neutral
+            return _neutral(args)
         c = self.config
         idx, known, nodes, cpu_after, mem_after = self._candidates(snap, args)
         load = load_part(
@@ -311,7 +317,7 @@ class Extender:
                 args.node_names[best],
                 int(scores[best]),
             )
-            return neutral
+            return _neutral(args)
         if known[best]:
             self.ledger.record(
                 args.pod.uid, args.node_names[best], self.now(), args.pod.cpu_m, args.pod.mem_bytes
@@ -355,9 +361,7 @@ class Extender:
         async def work() -> dict[str, Any]:
             return self._filter(args)
 
-        return await self._bounded(
-            "filter", work(), lambda: filter_result(args, [True] * len(args.node_names), {})
-        )
+        return await self._bounded("filter", work(), lambda: _keep_all(args))
 
     async def prioritize(self, body: Any) -> list[dict[str, Any]]:
         """Answer a prioritize request.
@@ -369,5 +373,5 @@ class Extender:
         return await self._bounded(
             "prioritize",
             self._prioritize(args),
-            lambda: priority_list(args.node_names, [NEUTRAL_SCORE] * len(args.node_names)),
+            lambda: _neutral(args),
         )

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -129,8 +130,7 @@ class Snapshot:
 
     def lookup(self, names: list[str]) -> np.ndarray:
         """Positions of ``names`` in the snapshot, −1 for an unknown node."""
-        get = self.index.get
-        return np.fromiter((get(n, -1) for n in names), dtype=np.int64, count=len(names))
+        return np.array(list(map(self.index.get, names, repeat(-1))), dtype=np.int64)
 
 
 @dataclass
@@ -142,19 +142,34 @@ class _Placement:
     mem_bytes: float
 
 
-@dataclass
 class Ledger:
     """Pods this extender placed, not yet visible in their node's metrics.
+
+    Keeps per-node sums aligned with the current snapshot, updated on every record, so a
+    request reads them without walking the entries.
 
     Args:
         reporting_interval_s: a placement made this long before a node's sample is
             taken to show in it.
     """
 
-    reporting_interval_s: float = 60.0
-    _entries: deque[_Placement] = field(default_factory=deque)
-    _by_uid: dict[str, _Placement] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, reporting_interval_s: float = 60.0) -> None:
+        self.reporting_interval_s = reporting_interval_s
+        self._entries: deque[_Placement] = deque()
+        self._by_uid: dict[str, _Placement] = {}
+        self._lock = threading.Lock()
+        self._index: dict[str, int] = {}
+        self._cpu = self._mem = self._count = np.zeros(0)
+
+    def __len__(self) -> int:
+        return len(self._by_uid)
+
+    def _add(self, p: _Placement, sign: float) -> None:
+        i = self._index.get(p.node, -1)
+        if i >= 0:
+            self._cpu[i] += sign * p.cpu_m
+            self._mem[i] += sign * p.mem_bytes
+            self._count[i] += sign
 
     def record(self, uid: str, node: str, at: float, cpu_m: float, mem_bytes: float) -> None:
         """Remember that pod ``uid`` was sent to ``node`` (a retry replaces the earlier
@@ -162,45 +177,41 @@ class Ledger:
         with self._lock:
             old = self._by_uid.pop(uid, None)
             if old is not None:
-                old.cpu_m = old.mem_bytes = 0.0  # superseded; pruned later
-                old.uid = ""
+                self._add(old, -1.0)
+                old.uid = ""  # superseded; dropped at the next prune
             p = _Placement(uid, node, at, cpu_m, mem_bytes)
             self._entries.append(p)
             self._by_uid[uid] = p
-
-    def __len__(self) -> int:
-        return len(self._by_uid)
+            self._add(p, 1.0)
 
     def prune(self, snapshot: Snapshot, horizon_s: float = 3600.0) -> None:
-        """Drop placements the node's latest sample covers (and anything older than
-        ``horizon_s``, for nodes that never report)."""
+        """Align with ``snapshot``: drop placements its samples cover (and anything older
+        than ``horizon_s``, for nodes that never report), and rebuild the sums."""
         cutoff_all = snapshot.time - horizon_s
         with self._lock:
             kept: deque[_Placement] = deque()
             for p in self._entries:
-                if not p.uid or p.at < cutoff_all:
-                    self._by_uid.pop(p.uid, None)
-                    continue
-                i = snapshot.index.get(p.node, -1)
-                if i >= 0:
-                    s = snapshot.sample_time[i]
-                    if np.isfinite(s) and p.at <= s - self.reporting_interval_s:
-                        self._by_uid.pop(p.uid, None)
-                        continue
-                kept.append(p)
-            self._entries = kept
-
-    def sums(self, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per snapshot node: CPU (m), memory (bytes) and count of the ledger's pods."""
-        n = len(snapshot.names)
-        cpu, mem, count = np.zeros(n), np.zeros(n), np.zeros(n)
-        with self._lock:
-            for p in self._entries:
                 if not p.uid:
                     continue
+                drop = p.at < cutoff_all
                 i = snapshot.index.get(p.node, -1)
-                if i >= 0:
-                    cpu[i] += p.cpu_m
-                    mem[i] += p.mem_bytes
-                    count[i] += 1
-        return cpu, mem, count
+                if not drop and i >= 0:
+                    s = snapshot.sample_time[i]
+                    drop = bool(np.isfinite(s) and p.at <= s - self.reporting_interval_s)
+                if drop:
+                    self._by_uid.pop(p.uid, None)
+                else:
+                    kept.append(p)
+            self._entries = kept
+            n = len(snapshot.names)
+            self._index = snapshot.index
+            self._cpu, self._mem, self._count = np.zeros(n), np.zeros(n), np.zeros(n)
+            for p in kept:
+                self._add(p, 1.0)
+
+    def sums(self, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per snapshot node: CPU (m), memory (bytes) and count of the ledger's pods
+        (read-only views)."""
+        if self._index is not snapshot.index:
+            self.prune(snapshot)
+        return self._cpu, self._mem, self._count
