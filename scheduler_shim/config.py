@@ -151,7 +151,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ShimConfig:
     file_values = _read_yaml(Path(path)) if path is not None else {}
     given = {k: v for k, v in overrides.items() if v is not None}
     env_keys = {k[len(ENV_PREFIX) :].lower() for k in os.environ if k.startswith(ENV_PREFIX)}
-    values = {k: v for k, v in file_values.items() if k not in env_keys and k not in given}
+    # a null in the file means "the default", so REDIS_URL still applies under redis_url: null
+    values = {
+        k: v
+        for k, v in file_values.items()
+        if v is not None and k not in env_keys and k not in given
+    }
     values.update(given)
     if "redis_url" not in values and "redis_url" not in env_keys and os.environ.get("REDIS_URL"):
         values["redis_url"] = os.environ["REDIS_URL"]

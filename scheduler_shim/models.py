@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -19,8 +19,9 @@ import numpy as np
 import orjson
 
 from hydatis.errors import HydatisError
+from scheduler_shim._http import HttpPoolError
 
-__all__ = ["ModelCallError", "ModelClient"]
+__all__ = ["ModelCallError", "ModelClient", "httpx_post"]
 
 
 class ModelCallError(HydatisError):
@@ -36,23 +37,23 @@ class ModelClient:
     """Calls one model server's v2 ``infer`` endpoint.
 
     Args:
-        base_url: the server's base URL (``http://host:port``).
+        post: sends (path, JSON body) to the server and returns (status, body): an
+            :class:`~scheduler_shim._http.HttpPool`'s ``post`` in the service, any
+            transport in tests (:func:`httpx_post`).
         model: the model's name on that server.
-        timeout_s: the per-call timeout.
-        client: the shared async HTTP client (connection pooling, keep-alive).
+        timeout_s: the per-call timeout (the whole call, connect to last byte).
         observe: called with (model, seconds, ok) after every call (metrics).
     """
 
-    base_url: str
+    post: Callable[[str, bytes], Awaitable[tuple[int, bytes]]]
     model: str
     timeout_s: float
-    client: httpx.AsyncClient
     observe: Callable[[str, float, bool], None] | None = None
 
     @property
-    def url(self) -> str:
-        """The infer endpoint."""
-        return f"{self.base_url.rstrip('/')}/v2/models/{self.model}/infer"
+    def path(self) -> str:
+        """The infer endpoint's path."""
+        return f"/v2/models/{self.model}/infer"
 
     async def infer(self, matrix: np.ndarray, columns: Sequence[str]) -> dict[str, np.ndarray]:
         """Score the rows of ``matrix`` (columns named ``columns``).
@@ -81,24 +82,16 @@ class ModelClient:
         start = time.perf_counter()
         ok = False
         try:
-            # the transport's timeout covers each socket phase; wait_for bounds the whole
-            resp = await asyncio.wait_for(
-                self.client.post(
-                    self.url,
-                    content=body,
-                    headers={"content-type": "application/json"},
-                    timeout=self.timeout_s,
-                ),
-                self.timeout_s,
-            )
-            if resp.status_code != 200:
-                raise ModelCallError(self.model, f"HTTP {resp.status_code}: {resp.text[:200]}")
-            out = _outputs(self.model, orjson.loads(resp.content), x.shape[0])
+            status, content = await asyncio.wait_for(self.post(self.path, body), self.timeout_s)
+            if status != 200:
+                text = content[:200].decode("utf-8", "replace")
+                raise ModelCallError(self.model, f"HTTP {status}: {text}")
+            out = _outputs(self.model, orjson.loads(content), x.shape[0])
             ok = True
             return out
-        except (httpx.TimeoutException, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise ModelCallError(self.model, f"no answer within {self.timeout_s:.3f}s") from exc
-        except httpx.HTTPError as exc:
+        except (OSError, HttpPoolError, httpx.HTTPError) as exc:
             raise ModelCallError(self.model, f"{type(exc).__name__}: {exc}") from exc
         except orjson.JSONDecodeError as exc:
             raise ModelCallError(self.model, f"answer is not JSON: {exc}") from exc
@@ -120,3 +113,20 @@ def _outputs(model: str, payload: object, n: int) -> dict[str, np.ndarray]:
             raise ModelCallError(model, f"output {o.get('name')!r} has {arr.size} values, not {n}")
         out[str(o.get("name"))] = arr
     return out
+
+
+def httpx_post(
+    client: httpx.AsyncClient, base_url: str
+) -> Callable[[str, bytes], Awaitable[tuple[int, bytes]]]:
+    """A ``post`` for :class:`ModelClient` over an httpx client (tests pass one with an
+    in-process transport)."""
+
+    async def post(path: str, body: bytes) -> tuple[int, bytes]:
+        resp = await client.post(
+            f"{base_url.rstrip('/')}{path}",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        return resp.status_code, resp.content
+
+    return post

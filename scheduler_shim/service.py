@@ -26,9 +26,10 @@ import httpx
 import numpy as np
 
 from hydatis.models.placement_features import FEATURES, cluster_scalars, placement_features
+from scheduler_shim._http import HttpPool
 from scheduler_shim.config import ShimConfig
 from scheduler_shim.metrics import ExtenderMetrics
-from scheduler_shim.models import ModelCallError, ModelClient
+from scheduler_shim.models import ModelCallError, ModelClient, httpx_post
 from scheduler_shim.protocol import ExtenderArgs, filter_result, parse_args, priority_list
 from scheduler_shim.scoring import NEUTRAL, agent_part, combine, filter_reasons, load_part
 from scheduler_shim.state import Ledger, NodeRows, Snapshot, node_arrays
@@ -61,7 +62,8 @@ class Extender:
 
     Args:
         config: the settings.
-        client: the HTTP client for the model servers (created by :meth:`start` if None).
+        client: an HTTP client for the model servers (tests inject one with an in-process
+            transport); None = keep-alive connection pools opened by :meth:`start`.
         metrics: where to count (a fresh registry if None).
         clock: monotonic seconds (tests pass a fake to age the state).
     """
@@ -79,7 +81,7 @@ class Extender:
         self.clock = clock
         self.ledger = Ledger(config.reporting_interval_s)
         self._client = client
-        self._own_client = client is None
+        self._pools: list[HttpPool] = []
         self._snapshot: Snapshot | None = None
         self._cluster: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
         self._version = 0
@@ -90,30 +92,36 @@ class Extender:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Open the model clients (a lifespan hook calls this, never the constructor)."""
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)
-            )
+        """Open the model clients (a lifespan hook calls this, never the constructor).
+
+        With an injected httpx client (tests) every call goes through it; otherwise each
+        model server gets a pool of keep-alive connections (:mod:`scheduler_shim._http`).
+        """
         c, m = self.config, self.metrics.observe_model
+
+        def poster(url: str):
+            if self._client is not None:
+                return httpx_post(self._client, url)
+            pool = HttpPool(url)
+            self._pools.append(pool)
+            return pool.post
+
         if c.load_url:
-            self.load_client = ModelClient(
-                c.load_url, c.load_model, c.model_timeout_s, self._client, m
-            )
+            self.load_client = ModelClient(poster(c.load_url), c.load_model, c.model_timeout_s, m)
         if c.anomaly_url:
             self.anomaly_client = ModelClient(
-                c.anomaly_url, c.anomaly_model, c.model_timeout_s, self._client, m
+                poster(c.anomaly_url), c.anomaly_model, c.model_timeout_s, m
             )
         if c.agent_url:
             self.agent_client = ModelClient(
-                c.agent_url, c.agent_model, c.agent_timeout_s, self._client, m
+                poster(c.agent_url), c.agent_model, c.agent_timeout_s, m
             )
 
     async def close(self) -> None:
         """Close what :meth:`start` opened."""
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for pool in self._pools:
+            await pool.close()
+        self._pools.clear()
 
     # ------------------------------------------------------------------ state
 
