@@ -39,7 +39,7 @@ class HttpPool:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def post(
-        self, path: str, body: bytes, content_type: str = "application/json"
+        self, path: str, body: bytes, headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:
         """POST ``body`` to ``path``; returns (status, body). Raises OSError or
         :class:`HttpPoolError` on failure (the caller bounds the time)."""
@@ -49,10 +49,12 @@ class HttpPool:
         reader, writer = conn
         ok = False
         try:
+            extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+            if "content-type" not in {k.lower() for k in headers or {}}:
+                extra += "Content-Type: application/json\r\n"
             head = (
                 f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: keep-alive\r\n\r\n"
+                f"{extra}Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
             ).encode("latin-1")
             writer.write(head + body)
             status, data, keep = await _read_response(reader)

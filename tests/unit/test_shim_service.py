@@ -33,9 +33,15 @@ class FakeModels:
         self.calls.append(model)
         if model in self.fail:
             return httpx.Response(503, text="down")
-        body = orjson.loads(request.content)
-        inp = body["inputs"][0]
-        x = np.asarray(inp["data"], dtype=np.float64).reshape(inp["shape"])
+        size = request.headers.get("inference-header-content-length")
+        if size is None:  # JSON tensor
+            inp = orjson.loads(request.content)["inputs"][0]
+            x = np.asarray(inp["data"], dtype=np.float64).reshape(inp["shape"])
+        else:  # binary tensor extension: JSON header, then little-endian float32
+            inp = orjson.loads(request.content[: int(size)])["inputs"][0]
+            raw = request.content[int(size) :]
+            assert len(raw) == inp["parameters"]["binary_data_size"]
+            x = np.frombuffer(raw, dtype="<f4").reshape(inp["shape"]).astype(np.float64)
         if model == "hydatis-placement-agent":
             await asyncio.sleep(self.delay_s)
             outs = [("q_values", self.q_of(x))]
