@@ -68,6 +68,12 @@ class ExtenderMetrics:
             ["reason"],
             registry=r,
         )
+        self.prefetch = Counter(
+            "hydatis_extender_agent_prefetch_total",
+            "Agent calls started at filter, by what prioritize did with them (used, stale).",
+            ["result"],
+            registry=r,
+        )
         self.cache_lookups = Counter(
             "hydatis_extender_cache_lookups_total",
             "Candidate nodes looked up in the node-state cache, by result (hit, miss).",

@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 #: The score every node gets when the models do not decide (a constant: no preference).
 NEUTRAL_SCORE = 5
 _LOG_EVERY_S = 10.0
+_MAX_PREFETCHED = 4096  # agent calls started at filter, awaiting their prioritize
 
 
 def rollout_bucket(uid: str) -> float:
@@ -82,6 +84,9 @@ class Extender:
         self.ledger = Ledger(config.reporting_interval_s)
         self._client = client
         self._pools: list[HttpPool] = []
+        self._prefetched: OrderedDict[str, tuple[tuple[str, ...], int, asyncio.Future]] = (
+            OrderedDict()
+        )
         self._snapshot: Snapshot | None = None
         self._cluster: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
         self._version = 0
@@ -119,6 +124,9 @@ class Extender:
 
     async def close(self) -> None:
         """Close what :meth:`start` opened."""
+        for _, _, task in self._prefetched.values():
+            task.cancel()
+        self._prefetched.clear()
         for pool in self._pools:
             await pool.close()
         self._pools.clear()
@@ -266,7 +274,7 @@ class Extender:
         if snap is None or path == "rollout_skip" or n == 0:
             return _keep_all(args)
         c = self.config
-        idx, known, _, cpu_after, mem_after = self._candidates(snap, args)
+        idx, known, nodes, cpu_after, mem_after = self._candidates(snap, args)
         safe = np.where(known, idx, 0)
         score = np.where(known, snap.anomaly_score[safe], np.nan)
         flag = known & snap.anomaly_flag[safe]
@@ -286,6 +294,8 @@ class Extender:
             failed = {}
         for r in failed.values():
             self.metrics.filtered.labels("anomalous" if "anomal" in r else "hot").inc()
+        keep = [True] * n if path == "shadow" else [nm not in failed for nm in args.node_names]
+        self._prefetch_agent(args, snap, nodes, known, keep)
         if path == "shadow":
             log.info(
                 "shadow filter pod=%s/%s would fail %d of %d nodes",
@@ -295,7 +305,7 @@ class Extender:
                 n,
             )
             return _keep_all(args)
-        return filter_result(args, [name not in failed for name in args.node_names], failed)
+        return filter_result(args, keep, failed)
 
     async def _prioritize(self, args: ExtenderArgs) -> list[dict[str, Any]]:
         n = len(args.node_names)
@@ -312,7 +322,7 @@ class Extender:
         safe = np.where(known, idx, 0)
         anomaly = np.where(known, 1.0 - snap.anomaly_score[safe], NEUTRAL)
         anomaly = np.where(np.isnan(anomaly), NEUTRAL, anomaly)
-        q = await self._agent_q(args, nodes, known)
+        q = await self._agent_q_for(args, snap, nodes, known)
         scores = combine(
             load, agent_part(q, n), anomaly, (c.weights.load, c.weights.agent, c.weights.anomaly)
         )
@@ -331,6 +341,44 @@ class Extender:
                 args.pod.uid, args.node_names[best], self.now(), args.pod.cpu_m, args.pod.mem_bytes
             )
         return priority_list(args.node_names, scores.tolist())
+
+    def _prefetch_agent(
+        self, args: ExtenderArgs, snap: Snapshot, nodes, known: np.ndarray, keep: list[bool]
+    ) -> None:
+        """Start the agent call for the nodes this filter answer keeps.
+
+        kube-scheduler sends prioritize the nodes that survived filtering, and runs its
+        own score plugins while the extender's prioritize is in flight; starting the
+        agent's call at filter time overlaps it with all of that. Prioritize uses the
+        result only for the same pod, node list and snapshot.
+        """
+        if self.agent_client is None:
+            return
+        sel = np.flatnonzero(keep)
+        names = tuple(args.node_names[i] for i in sel)
+        task = asyncio.ensure_future(self._agent_q(args, nodes.take(sel), known[sel]))
+        old = self._prefetched.pop(args.pod.uid, None)
+        if old is not None:
+            old[2].cancel()
+        self._prefetched[args.pod.uid] = (names, snap.version, task)
+        while len(self._prefetched) > _MAX_PREFETCHED:
+            _, (_, _, stale) = self._prefetched.popitem(last=False)
+            stale.cancel()
+
+    async def _agent_q_for(
+        self, args: ExtenderArgs, snap: Snapshot, nodes, known: np.ndarray
+    ) -> np.ndarray | None:
+        """The agent's Q for the prioritize candidates: the filter's prefetched call when
+        it matches, else a call now."""
+        entry = self._prefetched.pop(args.pod.uid, None)
+        if entry is not None:
+            names, version, task = entry
+            if version == snap.version and names == tuple(args.node_names):
+                self.metrics.prefetch.labels("used").inc()
+                return await task
+            task.cancel()
+            self.metrics.prefetch.labels("stale").inc()
+        return await self._agent_q(args, nodes, known)
 
     async def _agent_q(self, args: ExtenderArgs, nodes, known: np.ndarray) -> np.ndarray | None:
         if self.agent_client is None or not known.any():

@@ -30,8 +30,13 @@ def payload(n=5):
     values = np.full((n, len(COLS)), 0.25)
     values[:, COLS.index("cpu_capacity_cores")] = 8
     values[:, COLS.index("mem_capacity_gib")] = 32
-    return {"time": 10.0, "columns": COLS, "nodes": [f"n{i}" for i in range(n)],
-            "values": values.tolist(), "sample_time": [5.0] * n}
+    return {
+        "time": 10.0,
+        "columns": COLS,
+        "nodes": [f"n{i}" for i in range(n)],
+        "values": values.tolist(),
+        "sample_time": [5.0] * n,
+    }
 
 
 def test_a_push_to_one_replica_reaches_the_other():
@@ -61,4 +66,4 @@ def test_snapshot_roundtrip_keeps_every_array():
     assert back.names == snap.names and back.version == snap.version
     np.testing.assert_array_equal(back.nodes.cap_cpu, snap.nodes.cap_cpu)
     np.testing.assert_array_equal(back.anomaly_flag, snap.anomaly_flag)
-    assert abs((back.received_at - snap.received_at)) < 1.0
+    assert abs(back.received_at - snap.received_at) < 1.0

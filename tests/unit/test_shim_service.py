@@ -345,3 +345,22 @@ def test_node_objects_allocatable_override_state_capacity():
     # requested ratio 0.3 of 32 cores = 9.6 cores; n0's allocatable is 8 cores
     assert seen["req_cpu_after"][0] == pytest.approx((9600 + 2000) / 8000, rel=1e-4)
     assert seen["req_cpu_after"][1] == pytest.approx((9600 + 2000) / 32000, rel=1e-4)
+
+
+def test_agent_call_started_at_filter_is_used_by_prioritize():
+    models = default_models()
+
+    async def go():
+        ext = await started(make(models), rows())
+        names = ["n0", "n1", "n2", "n3"]
+        f = await ext.filter({"Pod": pod(uid="a"), "NodeNames": names})
+        await ext.prioritize({"Pod": pod(uid="a"), "NodeNames": f["NodeNames"]})
+        # a prioritize over other nodes than the filter kept does not reuse it
+        await ext.filter({"Pod": pod(uid="b"), "NodeNames": names})
+        await ext.prioritize({"Pod": pod(uid="b"), "NodeNames": names})
+        return ext
+
+    ext = run(go())
+    assert ext.metrics.prefetch.labels("used")._value.get() == 1
+    assert ext.metrics.prefetch.labels("stale")._value.get() == 1
+    assert models.calls.count("hydatis-placement-agent") == 3
