@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Servers the integration tests start on loopback (Debian packages).
 SERVICES := prometheus promtool redis-server
 
-.PHONY: venv demo test test-slow lint services bench bench-models clean
+.PHONY: venv demo test test-slow lint services bench bench-models image manifests clean
 
 # constraints.txt pins the whole tested set; pyproject.toml names what the code imports.
 $(STAMP): pyproject.toml constraints.txt
@@ -49,9 +49,19 @@ test-slow: $(STAMP) services
 bench: $(STAMP)
 	$(PY) benchmarks/simulator.py
 	$(PY) benchmarks/feature_serving.py
+	$(PY) benchmarks/extender.py
 
 bench-models: $(STAMP)
 	$(PY) benchmarks/models.py
+
+# The project image (needs a Docker daemon) and the rendered cluster manifests (kubectl).
+VERSION = $(shell $(PY) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+image: $(STAMP)
+	docker build --build-arg VERSION=$(VERSION) -t ghcr.io/hydatis/ml-scheduler:$(VERSION) .
+
+manifests:
+	kubectl kustomize infra/overlays/dev >/dev/null && kubectl kustomize infra/overlays/prod >/dev/null
+	@echo "infra/overlays/dev and infra/overlays/prod build"
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
