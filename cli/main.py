@@ -473,8 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("path", type=Path)
     val.set_defaults(func=cmd_dataset_validate)
 
+    from cli import serve as serve_cmd
     from cli import shim as shim_cmd
 
+    serve_cmd.add_parser(sub)
     shim_cmd.add_parser(sub).set_defaults(func=shim_cmd.run)
     return parser
 
