@@ -25,7 +25,7 @@ it when that sample is at most ``MAX_CARRY_STEPS * step`` old, else NaN. The def
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +45,7 @@ from hydatis.features.specs import (
     WINDOWS,
 )
 
-__all__ = ["node_features"]
+__all__ = ["WindowSums", "node_features"]
 
 _NS = 1_000_000_000
 _NO_TS = np.iinfo(np.int64).min
@@ -228,14 +228,27 @@ def _quantise(x: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
     return np.rint(scaled, out=scaled).astype(np.int64)
 
 
+def _mean_of(n: np.ndarray, s: np.ndarray, w: int, k: int) -> np.ndarray:
+    """The window mean from its count ``n`` and quantised sum ``s`` (NaN below coverage)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = s.astype(np.float64) / n * (2.0**-k)
+    return np.where(n >= _min_count(w), out, np.nan)
+
+
+def _std_of(n: np.ndarray, s1: np.ndarray, s2: np.ndarray, w: int, k: int) -> np.ndarray:
+    """The window's sample standard deviation from its count and quantised sums."""
+    d = n * s2 - s1 * s1  # exact: the true value fits in int64, intermediates may wrap
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = d.astype(np.float64) / (n * (n - 1)).astype(np.float64) * (2.0 ** (-2 * k))
+    return np.where(n >= _min_count(w, 2), np.sqrt(np.maximum(var, 0.0)), np.nan)
+
+
 def _mean(x: np.ndarray, e0: int, e1: int, w: int, k: int) -> np.ndarray:
     x, e0, e1 = _trim(x, e0, e1, w)
     valid = ~np.isnan(x)
     n = _wsum(valid.astype(np.int64), e0, e1, w)
     s = _wsum(_quantise(x, valid, k), e0, e1, w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = s.astype(np.float64) / n * (2.0**-k)
-    return np.where(n >= _min_count(w), out, np.nan)
+    return _mean_of(n, s, w, k)
 
 
 def _std(x: np.ndarray, e0: int, e1: int, w: int) -> np.ndarray:
@@ -246,10 +259,65 @@ def _std(x: np.ndarray, e0: int, e1: int, w: int) -> np.ndarray:
     n = _wsum(valid.astype(np.int64), e0, e1, w)
     s1 = _wsum(q, e0, e1, w)
     s2 = _wsum(q * q, e0, e1, w)
-    d = n * s2 - s1 * s1  # exact: the true value fits in int64, intermediates may wrap
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = d.astype(np.float64) / (n * (n - 1)).astype(np.float64) * (2.0 ** (-2 * k))
-    return np.where(n >= _min_count(w, 2), np.sqrt(np.maximum(var, 0.0)), np.nan)
+    return _std_of(n, s1, s2, w, k)
+
+
+class WindowSums:
+    """Running sums behind one window's mean and standard deviation, one grid row at a time.
+
+    The incremental form of the mean and std kernels above, for a consumer that sees the
+    grid grow a row at a time (:mod:`hydatis.features.stream`): the same quantisation and
+    the same final arithmetic, with the integer sums updated by adding the row entering
+    the window and subtracting the row leaving it. Integer addition is exact (int64 wraps
+    modulo 2^64 and the true sums fit), so the results equal the batch kernels' bit for
+    bit, at O(nodes) per row instead of O(nodes x window) per evaluation.
+
+    Args:
+        n_nodes: length of each row.
+        w: the window in grid steps.
+    """
+
+    def __init__(self, n_nodes: int, w: int) -> None:
+        self.w = w
+        self.k_mean = _k_mean(w)
+        self.k_std = _k_std(w)
+        self.count = np.zeros(n_nodes, dtype=np.int64)
+        self.total = np.zeros(n_nodes, dtype=np.int64)  # quantised at k_mean
+        self.s1 = np.zeros(n_nodes, dtype=np.int64)  # quantised at k_std
+        self.s2 = np.zeros(n_nodes, dtype=np.int64)
+
+    def copy(self) -> WindowSums:
+        """An independent copy (to evaluate with rows that may still change)."""
+        other = WindowSums.__new__(WindowSums)
+        other.w, other.k_mean, other.k_std = self.w, self.k_mean, self.k_std
+        for name in ("count", "total", "s1", "s2"):
+            setattr(other, name, getattr(self, name).copy())
+        return other
+
+    def _add(self, x: np.ndarray, sign: int) -> None:
+        valid = ~np.isnan(x)
+        if not valid.any():
+            return
+        q = _quantise(x, valid, self.k_std)
+        self.count += sign * valid
+        self.total += sign * _quantise(x, valid, self.k_mean)
+        self.s1 += sign * q
+        self.s2 += sign * (q * q)
+
+    def push(self, entering: np.ndarray, leaving: np.ndarray | None = None) -> None:
+        """Slide the window by one row: add ``entering``, subtract ``leaving`` (the row
+        ``w`` rows before ``entering``; None or all-NaN when there is none)."""
+        self._add(np.asarray(entering, dtype=np.float64), 1)
+        if leaving is not None:
+            self._add(np.asarray(leaving, dtype=np.float64), -1)
+
+    def mean(self) -> np.ndarray:
+        """Per node, the window mean (NaN below ``MIN_COVERAGE``)."""
+        return _mean_of(self.count, self.total, self.w, self.k_mean)
+
+    def std(self) -> np.ndarray:
+        """Per node, the window's sample standard deviation (NaN below coverage)."""
+        return _std_of(self.count, self.s1, self.s2, self.w, self.k_std)
 
 
 def _slope(x: np.ndarray, e0: int, e1: int, w: int, step_ns: int) -> np.ndarray:
@@ -341,8 +409,14 @@ def _p95_last_axis(win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     vlow = np.take_along_axis(s, idx[..., None], axis=-1)[..., 0]
     vhigh = np.take_along_axis(s, np.minimum(idx + 1, s.shape[-1] - 1)[..., None], axis=-1)
     vhigh = vhigh[..., 0]
-    # same expression as pandas.core.window's roll_quantile (linear interpolation)
-    return np.where(idx == frac, vlow, vlow + (vhigh - vlow) * (frac - idx)), n
+    return _p95_of(vlow, vhigh, frac, idx), n
+
+
+def _p95_of(vlow: np.ndarray, vhigh: np.ndarray, frac: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The 95th percentile from the order statistics at ``idx`` and ``idx + 1`` (0-based,
+    ascending) with ``frac = 0.95 * (n - 1)``, ``idx = int(frac)``: the same expression as
+    pandas.core.window's roll_quantile (linear interpolation)."""
+    return np.where(idx == frac, vlow, vlow + (vhigh - vlow) * (frac - idx))
 
 
 def _select(x: np.ndarray, e0: int, e1: int, w: int, stat: str) -> np.ndarray:
@@ -375,7 +449,7 @@ def _select(x: np.ndarray, e0: int, e1: int, w: int, stat: str) -> np.ndarray:
             idx = int(frac)
             part = np.partition(win, [idx, min(idx + 1, win.shape[1] - 1)], axis=1)
             vlow, vhigh = part[:, idx], part[:, min(idx + 1, win.shape[1] - 1)]
-            val = vlow if idx == frac else vlow + (vhigh - vlow) * (frac - idx)
+            val = _p95_of(vlow, vhigh, frac, idx)
         else:
             val, n = _p95_last_axis(win)
         out[:, r] = np.where(n >= m, val, np.nan)
@@ -468,11 +542,18 @@ def _grid_features(
     e1: int,
     step_ns: int,
     put: _Put,
+    windows: Collection[str] | None = None,
 ) -> None:
-    """Window, EWMA, slope and lag features at grid rows e0..e1-1; ``put(name, (N, rows))``."""
+    """Window, EWMA, slope and lag features at grid rows e0..e1-1; ``put(name, (N, rows))``.
+
+    ``windows`` limits the rolling-window statistics to those names of ``WINDOWS`` (None:
+    all); the stream builder computes the long ones from running sums instead.
+    """
     for res in _UTIL:
         x = grid[res]
         for win, span in WINDOWS.items():
+            if windows is not None and win not in windows:
+                continue
             w = _steps(span, step_ns)
             put(f"{res}_mean_{win}", _mean(x, e0, e1, w, _k_mean(w)))
             put(f"{res}_max_{win}", _select(x, e0, e1, w, "max"))
