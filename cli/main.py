@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -132,20 +133,35 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     ds, description = _build_dataset(args)
     console.print(f"[bold]Dataset:[/] {description}")
-    with _progress() as progress:
-        tasks = {n: progress.add_task(n, total=1.0) for n in names}
+    scheduler_params: dict[str, dict[str, Any]] = {}
+    with ExitStack() as stack:
+        if "ml" in names:
+            from cli.ml_stack import ml_stack
+            from simulator.node_state import scheduler_context
 
-        def on_progress(name: str, frac: float) -> None:
-            progress.update(tasks[name], completed=frac)
+            knobs = {
+                "load_factor": args.load_factor,
+                "usage_scale": args.usage_scale,
+                "synthetic": args.synthetic,
+            }
+            ml = stack.enter_context(ml_stack(seed=args.seed, knobs=knobs, progress=console.print))
+            console.print(f"[bold]ML scheduler:[/] extender {ml.url}; models {ml.sources}")
+            scheduler_params["ml"] = {"url": ml.url, **scheduler_context(ds)}
+        with _progress() as progress:
+            tasks = {n: progress.add_task(n, total=1.0) for n in names}
 
-        results, series, run = run_comparison(
-            ds,
-            names,
-            seed=args.seed,
-            config=config,
-            description=description,
-            on_progress=on_progress,
-        )
+            def on_progress(name: str, frac: float) -> None:
+                progress.update(tasks[name], completed=frac)
+
+            results, series, run = run_comparison(
+                ds,
+                names,
+                seed=args.seed,
+                config=config,
+                description=description,
+                on_progress=on_progress,
+                scheduler_params=scheduler_params,
+            )
     out = Path(args.out)
     res_path, _ = write_results(out, results, run)
     html_path = write_html(out, results, series, run)

@@ -6,7 +6,7 @@ paired: the only difference between two rows is the scheduler.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -28,15 +28,23 @@ def run_comparison(
     config: SimConfig | None = None,
     description: str = "",
     on_progress: Callable[[str, float], None] | None = None,
+    scheduler_params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, Any]]:
     """Simulate each scheduler on ``ds``.
+
+    Args:
+        scheduler_params: keyword parameters per scheduler name (e.g. the ML scheduler's
+            extender ``url``).
 
     Returns:
         ``(results, series, run)``: the figures per scheduler name, the plotted series per
         scheduler name, and the run's context (dataset, settings, seed).
     """
     cfg = config or SimConfig()
-    instances = {name: make_scheduler(name) for name in schedulers}  # fail fast on bad names
+    params = scheduler_params or {}
+    # fail fast on bad names
+    instances = {name: make_scheduler(name, **params.get(name, {})) for name in schedulers}
+    extra: dict[str, dict[str, Any]] = {}
     workload = compile_workload(ds, horizon_s=cfg.horizon_s)
     results: dict[str, dict[str, Any]] = {}
     series: dict[str, dict[str, Any]] = {}
@@ -49,6 +57,8 @@ def run_comparison(
         result = simulate(workload, sched, seed=seed, config=cfg, progress=tick)
         results[name] = summarize(result)
         series[name] = series_for_report(result)
+        if callable(getattr(sched, "stats", None)):
+            extra[name] = sched.stats()
     meta = {k: v for k, v in ds.meta.items() if k not in ("calibration",)}
     run = {
         "seed": seed,
@@ -62,5 +72,6 @@ def run_comparison(
             "meta": meta,
         },
         "series": series,
+        "scheduler_stats": extra,
     }
     return results, series, run

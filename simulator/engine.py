@@ -289,6 +289,9 @@ def simulate(
             next_arrival += 1
         # 3. metrics
         pipeline.refresh(t, view.metrics)
+        on_step = getattr(scheduler, "on_step", None)
+        if on_step is not None:  # e.g. the ML scheduler pushes node state to its extender
+            on_step(view)
         if k % 64 == 0:
             view.bindings.prune(t - cfg.bindings_memory_s)
         # 4. scheduling

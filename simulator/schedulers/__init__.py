@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hydatis.errors import ConfigError
@@ -26,6 +27,7 @@ from simulator.types import Scheduler
 
 __all__ = [
     "BASELINES",
+    "SCHEDULERS",
     "CraneScheduler",
     "DefaultScheduler",
     "KoordinatorScheduler",
@@ -36,22 +38,34 @@ __all__ = [
 ]
 
 BASELINES = ("random", "default", "tlp", "lvrb", "koordinator", "crane")
+#: Every scheduler the simulator builds by name: the baselines and the ML scheduler.
+SCHEDULERS = (*BASELINES, "ml")
 
-_REGISTRY: dict[str, type[Scheduler]] = {
+
+def _ml_scheduler(**params: Any) -> Scheduler:
+    """The ML scheduler (kube-scheduler + the HTTP extender); imported on use because
+    ``simulator.extender`` builds on this package's ``default``."""
+    from simulator.extender import ExtenderScheduler
+
+    return ExtenderScheduler(**params)
+
+
+_REGISTRY: dict[str, Callable[..., Scheduler]] = {
     "random": RandomScheduler,
     "default": DefaultScheduler,
     "tlp": TargetLoadPackingScheduler,
     "lvrb": LoadVariationRiskBalancingScheduler,
     "koordinator": KoordinatorScheduler,
     "crane": CraneScheduler,
+    "ml": _ml_scheduler,
 }
 
 
 def make_scheduler(name: str, **params: Any) -> Scheduler:
-    """Build the baseline scheduler registered as ``name``.
+    """Build the scheduler registered as ``name``.
 
     Args:
-        name: one of :data:`BASELINES`.
+        name: one of :data:`SCHEDULERS` (``ml`` needs ``url=``, the extender's address).
         **params: the scheduler's keyword parameters (its constructor's defaults otherwise).
 
     Returns:
@@ -63,7 +77,7 @@ def make_scheduler(name: str, **params: Any) -> Scheduler:
     try:
         cls = _REGISTRY[name]
     except KeyError:
-        valid = ", ".join(BASELINES)
+        valid = ", ".join(SCHEDULERS)
         raise ConfigError(f"unknown scheduler '{name}'; valid ones: {valid}") from None
     try:
         return cls(**params)
