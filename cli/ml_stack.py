@@ -74,7 +74,16 @@ QUICK: dict[str, Any] = {
 #: Extender settings for a replay (others: the shim's defaults). The node-state push is
 #: synchronous, so the refresh's model calls may take their time without delaying any
 #: decision; the agent keeps a per-pod deadline a cluster would use.
-SHIM_SETTINGS: dict[str, Any] = {"source": "push", "model_timeout_s": 30.0}
+#: The extender as the simulator runs it: state pushed by the simulator; per-pod timeouts
+#: wider than a cluster's (the replay shares two cores with the model servers, and a
+#: timeout there would make runs depend on the machine's load), still inside the simulated
+#: kube-scheduler's 0.5 s ``httpTimeout``.
+SHIM_SETTINGS: dict[str, Any] = {
+    "source": "push",
+    "model_timeout_s": 30.0,
+    "agent_timeout_s": 0.25,
+    "deadline_s": 0.4,
+}
 SHIM_READY_TIMEOUT_S = 60.0
 _STOP_GRACE_S = 10.0
 _ROOT = Path(__file__).resolve().parent.parent  # so the children import this very tree
