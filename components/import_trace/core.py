@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_HISTORY_S",
     "DEFAULT_HORIZON_S",
     "DEFAULT_LOAD_FACTOR",
+    "DEFAULT_METRICS_STEP_S",
     "DEFAULT_NODES",
     "DEFAULT_USAGE_SCALE",
     "SOURCES",
@@ -48,6 +49,10 @@ DEFAULT_LOAD_FACTOR = 1.3
 DEFAULT_USAGE_SCALE = 1.5
 DEFAULT_HORIZON_S = 86_400.0
 DEFAULT_HISTORY_S = 57_600.0
+#: The node series' step in a replayed history: the simulator's metrics interval, which is
+#: also the grid of the features the extender is pushed (``simulator.node_state``), so the
+#: models learn on the grid they are served on.
+DEFAULT_METRICS_STEP_S = 60.0
 
 #: ``progress(fraction, what)``.
 ProgressFn = Callable[[float, str], None]
@@ -77,9 +82,12 @@ def trace(
     )
 
 
-def replay_history(ds: ClusterDataset, *, seed: int = 0) -> ClusterDataset:
-    """Replay ``ds`` with the default scheduler and return what happened (node series,
-    pods on their nodes): the history a cluster's monitoring would have recorded."""
+def replay_history(
+    ds: ClusterDataset, *, seed: int = 0, metrics_step_s: float = DEFAULT_METRICS_STEP_S
+) -> ClusterDataset:
+    """Replay ``ds`` with the default scheduler and return what happened (node series
+    every ``metrics_step_s``, pods on their nodes): the history a cluster's monitoring
+    would have recorded."""
     from simulator.engine import simulate
     from simulator.history import history_dataset
     from simulator.schedulers import make_scheduler
@@ -88,7 +96,14 @@ def replay_history(ds: ClusterDataset, *, seed: int = 0) -> ClusterDataset:
     workload = compile_workload(ds)
     result = simulate(workload, make_scheduler("default"), seed=seed)
     owners = dict(zip(ds.pods["pod"], ds.pods["workload"], strict=True))
-    return history_dataset(workload, result, owners=owners)
+    hist = history_dataset(workload, result, owners=owners)
+    nm = hist.node_metrics
+    if len(nm) and metrics_step_s > 0:
+        age_ms = (nm["ts"] - nm["ts"].min()).dt.total_seconds().mul(1000).round()
+        keep = (age_ms % round(metrics_step_s * 1000)) == 0
+        hist.node_metrics = nm.loc[keep.to_numpy()].reset_index(drop=True)
+        hist.meta["metrics_step_s"] = float(metrics_step_s)
+    return hist
 
 
 def future_part(ds: ClusterDataset, start_s: float, end_s: float | None = None) -> ClusterDataset:
@@ -98,7 +113,9 @@ def future_part(ds: ClusterDataset, start_s: float, end_s: float | None = None) 
     :func:`components.train_placement.core.time_window`."""
     from components.train_placement.core import time_window
 
-    horizon = float(ds.meta.get("horizon_s") or 0.0)
+    horizon = float(
+        ds.meta.get("horizon_s") or (ds.meta.get("knobs") or {}).get("horizon_s") or 0.0
+    )
     if end_s is None:
         if not horizon:
             raise ConfigError("future_part: the trace has no horizon_s; give end_s")
@@ -120,7 +137,7 @@ def import_history(
     seed: int = 0,
     synthetic: bool = False,
     days: float = 30.0,
-    step_s: float = 30.0,
+    step_s: float = DEFAULT_METRICS_STEP_S,
     end: str = "",
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:

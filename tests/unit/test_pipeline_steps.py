@@ -230,3 +230,27 @@ def test_the_task_log_turns_kfp_lines_into_events() -> None:
     ]
     assert log.cached == 1 and log.failed == "gate-op"
     assert "some output of the task" in sink.getvalue()
+
+
+@pytest.mark.parametrize("step", [60.0, 120.0], ids=["serving-grid", "coarser"])
+def test_a_replayed_history_has_node_series_on_the_metrics_grid(step: float) -> None:
+    from components.import_trace import replay_history
+    from simulator.datasets import default_dataset
+
+    trace, _ = default_dataset(nodes=4, horizon_s=1800.0, seed=0, synthetic=True)
+    hist = replay_history(trace, metrics_step_s=step)
+    gaps = hist.node_metrics.groupby("node")["ts"].diff().dropna().dt.total_seconds()
+    assert set(gaps) == {step}
+    assert hist.node_metrics["node"].nunique() == 4 and hist.meta["metrics_step_s"] == step
+
+
+def test_the_future_part_starts_at_the_cut_and_keeps_nothing_before_it() -> None:
+    from components.import_trace import future_part
+    from simulator.datasets import default_dataset
+
+    trace, _ = default_dataset(nodes=4, horizon_s=4 * 3600.0, seed=0, synthetic=True)
+    cut = trace.pods["start_ts"].min() + pd.Timedelta(hours=3)
+    part = future_part(trace, 3 * 3600.0)
+    assert part.pods["start_ts"].min() >= cut
+    assert part.pod_usage["ts"].min() >= cut
+    assert part.meta["horizon_s"] == pytest.approx(3600.0)
