@@ -25,8 +25,9 @@ Same workload, scheduler and seed: same result.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from hydatis.errors import ConfigError
 from simulator.types import BindingLog, ClusterView, NodeMetrics, Scheduler
 from simulator.workload import Workload
 
-__all__ = ["SimConfig", "SimResult", "simulate"]
+__all__ = ["ClusterControl", "SimConfig", "SimResult", "simulate"]
 
 NOT_ARRIVED, PENDING, RUNNING, DONE = 0, 1, 2, 3
 HOUR = 3600.0
@@ -193,6 +194,23 @@ class _MetricsPipeline:
         return True
 
 
+# ---- cluster-control hook (simulator.k8s_api.ReplayCluster) ----------------------------
+class ClusterControl(Protocol):
+    """Actions taken on the replay from outside the scheduler (e.g. by the remediation
+    service through :mod:`simulator.k8s_api`). ``step`` runs once per step, after the
+    metrics refresh and before scheduling; it may change ``view`` (a cordon sets a node's
+    ``max_pods`` to 0) and returns the indices of running pods to evict through the
+    Eviction API: they leave their node and are queued again (counted in
+    ``SimResult.extra["api_evictions"]``, not as OOM evictions)."""
+
+    def step(
+        self, t: float, view: ClusterView, state: np.ndarray, pod_node: np.ndarray
+    ) -> Iterable[int]: ...
+
+
+# -----------------------------------------------------------------------------------------
+
+
 def _evict_order(pods: np.ndarray, used: np.ndarray, req: np.ndarray, prio: np.ndarray):
     """kubelet's memory-pressure ranking: over-request first, low priority, big excess."""
     excess = used - req
@@ -206,6 +224,7 @@ def simulate(
     seed: int = 0,
     config: SimConfig | None = None,
     progress: Callable[[float], None] | None = None,
+    control: ClusterControl | None = None,
 ) -> SimResult:
     """Replay ``workload`` with ``scheduler`` and record what happened.
 
@@ -215,6 +234,7 @@ def simulate(
         seed: seeds the scheduler's random choices.
         config: simulator settings.
         progress: called with the fraction of the horizon done, now and then.
+        control: actions taken from outside the scheduler (:class:`ClusterControl`).
     """
     cfg = config or SimConfig()
     wall0 = time.perf_counter()
@@ -265,6 +285,7 @@ def simulate(
     segments: list[tuple[int, int, float, float]] = []
     seg_of = np.full(p, -1, dtype=np.int64)  # the open segment of each running pod
     placements = evictions = 0
+    api_evictions = 0  # cluster-control hook
     total_alloc_cpu = float(view.alloc_cpu.sum())
     total_alloc_mem = float(view.alloc_mem.sum())
     report_every = max(1, steps // 200)
@@ -294,6 +315,19 @@ def simulate(
             on_step(view)
         if k % 64 == 0:
             view.bindings.prune(t - cfg.bindings_memory_s)
+        # ---- cluster-control hook: cordons and Eviction-API evictions ----------------
+        if control is not None:
+            for i in control.step(t, view, state, pod_node):
+                if state[i] != RUNNING:
+                    continue
+                view.unbind(specs[i], int(pod_node[i]))
+                segments[seg_of[i]] = (*segments[seg_of[i]][:3], t)
+                remaining[i] = max(run_end[i] - t, 0.0)
+                state[i], pod_node[i] = PENDING, -1
+                pending_since[i] = t
+                pending.append(i)
+                api_evictions += 1
+        # ------------------------------------------------------------------------------
         # 4. scheduling
         if pending:
             pending.sort(key=lambda i: (-prio[i], pending_since[i], i))
@@ -410,4 +444,5 @@ def simulate(
         cap_mem=workload.cap_mem,
         segments=np.asarray(segments, dtype=np.float64).reshape(-1, 4),
         wall_s=time.perf_counter() - wall0,
+        extra={"api_evictions": api_evictions} if control is not None else {},
     )
