@@ -2,7 +2,7 @@
 importable, and every series a panel reads has an exporter (or is a named gap).
 
 Running each query against a real Prometheus holding a replay is
-``tests/integration/test_dashboards.py``.
+``tests/integration/test_dashboards_replay.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "infra" / "grafana"
 GRAFANA_VARIABLES = {"$__rate_interval", "$__range", "$__interval"}
 #: Series read by a panel that no part exports yet, or that a batch job / another service
-#: exports (kept in step with tests/integration/test_dashboards.py's PENDING).
+#: exports (kept in step with tests/integration/test_dashboards_replay.py's PENDING).
 EXPORTED_ELSEWHERE = {
     "hydatis_extender_node_predicted_cpu_ratio",  # the extender, to be added
     "hydatis_extender_node_anomalous",  # the extender, to be added
