@@ -489,11 +489,21 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("path", type=Path)
     val.set_defaults(func=cmd_dataset_validate)
 
+    from cli import demo as demo_cmd
+    from cli import pipeline as pipeline_cmd
+    from cli import remediate as remediate_cmd
+    from cli import report as report_cmd
     from cli import serve as serve_cmd
     from cli import shim as shim_cmd
+    from cli import tune as tune_cmd
 
     serve_cmd.add_parser(sub)
     shim_cmd.add_parser(sub).set_defaults(func=shim_cmd.run)
+    tune_cmd.add_parser(sub).set_defaults(func=tune_cmd.run)
+    pipeline_cmd.add_parser(sub).set_defaults(func=pipeline_cmd.run)
+    demo_cmd.add_parser(sub).set_defaults(func=demo_cmd.run)
+    remediate_cmd.add_parser(sub)
+    report_cmd.add_parser(sub)
     return parser
 
 
