@@ -1,10 +1,12 @@
 """Render the rules (:mod:`monitoring.alerts.spec`) and the Alertmanager configuration as
-the YAML files Prometheus and Alertmanager load.
+the YAML files Prometheus and Alertmanager load, and as the ConfigMaps a cluster mounts.
 
-``python -m monitoring.alerts render`` rewrites the checked-in files under
-``infra/prometheus/``; a test fails when they differ from what this module renders, so the
-files never drift from the definitions. Tests render variants (a short ``for:``, a
-loopback webhook URL, fast grouping) without touching the checked-in files.
+``python -m monitoring.alerts render`` rewrites the checked-in files: the plain files in
+``monitoring/alerts/rules/`` (what ``promtool`` and ``amtool`` check, and what the rule
+unit tests load) and the same content as ConfigMaps in ``infra/prometheus/`` (applied with
+``kubectl apply -k infra/prometheus``). A test fails when any of them differs from what
+this module renders, so they never drift from the definitions. Tests render variants (a
+short ``for:``, a loopback webhook URL, fast grouping) without touching the files.
 """
 
 from __future__ import annotations
@@ -18,19 +20,28 @@ import yaml
 from monitoring.alerts.spec import ALERTS, RECORDING_RULES, AlertRule, RecordingRule, runbook_path
 
 __all__ = [
+    "ALERTMANAGER_CONFIGMAP_FILE",
     "ALERTMANAGER_FILE",
     "DEFAULT_WEBHOOK_URL",
     "INFRA_DIR",
+    "RULES_CONFIGMAP_FILE",
+    "RULES_DIR",
     "RULES_FILE",
     "alertmanager_config",
+    "configmap",
     "dump_yaml",
+    "rendered_files",
     "rule_groups",
     "write_all",
 ]
 
+RULES_DIR = Path("monitoring") / "alerts" / "rules"
+RULES_FILE = RULES_DIR / "hydatis-rules.yaml"
+ALERTMANAGER_FILE = RULES_DIR / "alertmanager.yml"
 INFRA_DIR = Path("infra") / "prometheus"
-RULES_FILE = INFRA_DIR / "rules" / "hydatis-rules.yaml"
-ALERTMANAGER_FILE = INFRA_DIR / "alertmanager.yml"
+RULES_CONFIGMAP_FILE = INFRA_DIR / "prometheus-rules.yaml"
+ALERTMANAGER_CONFIGMAP_FILE = INFRA_DIR / "alertmanager-config.yaml"
+NAMESPACE = "hydatis-system"
 #: The remediation service's webhook inside the cluster (infra/prometheus/remediation.yaml).
 DEFAULT_WEBHOOK_URL = "http://hydatis-remediation.hydatis-system.svc:9095/v1/alerts"
 HEADER = (
@@ -158,12 +169,59 @@ def alertmanager_config(
     }
 
 
+def configmap(name: str, key: str, text: str, why: str) -> dict[str, Any]:
+    """A ConfigMap holding one file."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": {
+                "app.kubernetes.io/name": name,
+                "app.kubernetes.io/component": "alerting",
+            },
+            "annotations": {"hydatis.io/purpose": why},
+        },
+        "data": {key: text},
+    }
+
+
+def rendered_files() -> dict[Path, str]:
+    """Every checked-in file this module renders, path (from the repository root) → text."""
+    rules = dump_yaml(rule_groups())
+    am = dump_yaml(alertmanager_config())
+    return {
+        RULES_FILE: HEADER + rules,
+        ALERTMANAGER_FILE: HEADER + am,
+        RULES_CONFIGMAP_FILE: HEADER
+        + dump_yaml(
+            configmap(
+                "hydatis-prometheus-rules",
+                RULES_FILE.name,
+                rules,
+                "rule file for a Prometheus that loads rules from this ConfigMap",
+            )
+        ),
+        ALERTMANAGER_CONFIGMAP_FILE: HEADER
+        + dump_yaml(
+            configmap(
+                "hydatis-alertmanager-config",
+                ALERTMANAGER_FILE.name,
+                am,
+                "Alertmanager configuration: every Hydatis alert to the remediation webhook",
+            )
+        ),
+    }
+
+
 def write_all(root: str | Path = ".") -> list[Path]:
-    """Rewrite the checked-in rule file and Alertmanager configuration under ``root``."""
-    base = Path(root)
-    rules = base / RULES_FILE
-    am = base / ALERTMANAGER_FILE
-    rules.parent.mkdir(parents=True, exist_ok=True)
-    rules.write_text(HEADER + dump_yaml(rule_groups()))
-    am.write_text(HEADER + dump_yaml(alertmanager_config()))
-    return [rules, am]
+    """Rewrite the checked-in rule files, Alertmanager configuration and their ConfigMaps
+    under ``root``."""
+    written = []
+    for rel, text in rendered_files().items():
+        path = Path(root) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written

@@ -508,3 +508,30 @@ def test_pending_pods_switch_the_extender_only_when_it_is_the_cause(
     assert len(pod_lists) == 1
     assert pod_lists[0].query["fieldSelector"] == ["status.phase=Pending"]
     assert len(rec.writes()) == writes
+
+
+def test_markers_and_defaults_match_the_extender() -> None:
+    """Remediation recognises the extender's own filter reasons and defaults."""
+    import numpy as np
+
+    from monitoring.remediation.actions import (
+        EXTENDER_REASON_MARKERS,
+        SHIM_DEFAULT_MODE,
+        SHIM_DEFAULT_ROLLOUT,
+    )
+    from scheduler_shim.config import ShimConfig
+    from scheduler_shim.scoring import filter_reasons
+    from simulator.k8s_api import EXTENDER_REJECT_REASON
+
+    reasons = filter_reasons(
+        np.array([0.95, 0.1, 0.1]),
+        np.array([0.1, 0.99, 0.1]),
+        np.array([0.1, 0.1, 0.9]),
+        np.array([False, False, True]),
+        hot=0.85,
+        mem_hot=0.95,
+    )
+    for reason in [*reasons, EXTENDER_REJECT_REASON]:
+        assert any(m in reason for m in EXTENDER_REASON_MARKERS), reason
+    shim = ShimConfig()
+    assert (shim.mode, shim.rollout_percent) == (SHIM_DEFAULT_MODE, SHIM_DEFAULT_ROLLOUT)
