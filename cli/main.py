@@ -131,6 +131,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         metrics_lag_s=args.metrics_lag,
         horizon_s=args.horizon if args.dataset is not None else None,
     )
+    recorder = None
+    if args.metrics_out is not None:
+        from simulator.metrics_export import ReplayRecorder
+
+        recorder = ReplayRecorder(scrape_interval_s=args.metrics_scrape_interval)
     ds, description = _build_dataset(args)
     console.print(f"[bold]Dataset:[/] {description}")
     scheduler_params: dict[str, dict[str, Any]] = {}
@@ -147,6 +152,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             ml = stack.enter_context(ml_stack(seed=args.seed, knobs=knobs, progress=console.print))
             console.print(f"[bold]ML scheduler:[/] extender {ml.url}; models {ml.sources}")
             scheduler_params["ml"] = {"url": ml.url, **scheduler_context(ds)}
+            if recorder is not None:
+                from simulator.metrics_export import ml_stack_targets
+
+                recorder.targets = {"ml": ml_stack_targets(ml.url, ml.model_urls)}
         with _progress() as progress:
             tasks = {n: progress.add_task(n, total=1.0) for n in names}
 
@@ -161,6 +170,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 description=description,
                 on_progress=on_progress,
                 scheduler_params=scheduler_params,
+                recorder=recorder,
             )
     out = Path(args.out)
     res_path, _ = write_results(out, results, run)
@@ -180,6 +190,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "moves where load lands, not how much there is."
     )
     console.print(f"Wrote {res_path} and {html_path}")
+    if recorder is not None:
+        from cli.report import write_simulate_metrics
+
+        console.print(write_simulate_metrics(recorder, args))
     return 0
 
 
@@ -420,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before node metrics reach load-aware schedulers",
     )
     _add_workload_args(sim)
+    from cli import report as report_cmd
+
+    report_cmd.simulate_metrics_args(sim)
     sim.set_defaults(func=cmd_simulate)
 
     dset = sub.add_parser("dataset", help="build or validate a cluster dataset")

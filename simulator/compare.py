@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydatis.dataset import ClusterDataset
 from simulator.engine import SimConfig, simulate
@@ -16,6 +16,9 @@ from simulator.metrics import summarize
 from simulator.report import series_for_report
 from simulator.schedulers import make_scheduler
 from simulator.workload import compile_workload
+
+if TYPE_CHECKING:
+    from simulator.metrics_export import ReplayRecorder
 
 __all__ = ["run_comparison"]
 
@@ -29,12 +32,15 @@ def run_comparison(
     description: str = "",
     on_progress: Callable[[str, float], None] | None = None,
     scheduler_params: Mapping[str, Mapping[str, Any]] | None = None,
+    recorder: ReplayRecorder | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, Any]]:
     """Simulate each scheduler on ``ds``.
 
     Args:
         scheduler_params: keyword parameters per scheduler name (e.g. the ML scheduler's
             extender ``url``).
+        recorder: records each run for the metrics export (``--metrics-out``): it wraps
+            each scheduler before its run and takes the run after.
 
     Returns:
         ``(results, series, run)``: the figures per scheduler name, the plotted series per
@@ -54,7 +60,12 @@ def run_comparison(
             if on_progress is not None:
                 on_progress(name, frac)
 
+        if recorder is not None:
+            sched = recorder.wrap(name, sched)
         result = simulate(workload, sched, seed=seed, config=cfg, progress=tick)
+        if recorder is not None:
+            owners = dict(zip(ds.pods["pod"], ds.pods["workload"], strict=True))
+            recorder.add(name, workload, result, owners=owners)
         results[name] = summarize(result)
         series[name] = series_for_report(result)
         if callable(getattr(sched, "stats", None)):
