@@ -7,7 +7,8 @@ hydatis remediate serve [--config FILE] [--act] [--kube-api incluster|kubeconfig
 hydatis remediate audit [--audit-log FILE] [--last N]
     print the latest decisions of the audit log as a table
 hydatis remediate rules [--root DIR]
-    rewrite infra/prometheus's rule file and Alertmanager configuration from the spec
+    rewrite the rule file and Alertmanager configuration (monitoring/alerts/rules) and
+    their ConfigMaps (infra/prometheus) from the spec
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""``python -m monitoring.alerts render``: rewrite infra/prometheus's rules and
-Alertmanager configuration from :mod:`monitoring.alerts.spec`."""
+"""``python -m monitoring.alerts render``: rewrite the rule file and Alertmanager
+configuration (monitoring/alerts/rules/) and their ConfigMaps (infra/prometheus/) from
+:mod:`monitoring.alerts.spec`."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """The Prometheus recording and alerting rules, defined once.
 
 Why Python and not hand-written YAML: the same thresholds are read by the rule file a
-cluster loads (``infra/prometheus/rules/hydatis-rules.yaml``, rendered from here and
-checked against this module by a test), by the integration test (which renders the rules
-with a short ``for:``), by the remediation service (which maps each alert to an action)
-and by the remediation benchmark (which evaluates the same conditions on a replay). One
-definition, no copies that drift apart.
+cluster loads (``monitoring/alerts/rules/hydatis-rules.yaml`` and its ConfigMap in
+``infra/prometheus/``, rendered from here and checked against this module by a test), by
+the integration test (which renders the rules with a short ``for:``), by the remediation
+service (which maps each alert to an action) and by the remediation benchmark (which
+evaluates the same conditions on a replay). One definition, no copies that drift apart.
 
 Raw series keep the names a cluster gives them (node_exporter, kube-state-metrics, the
 services' own ``hydatis_*`` metrics); recording rules derive ``hydatis:``-prefixed series
