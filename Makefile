@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 OUT    ?= out/demo
 STAMP  := $(VENV)/.installed
 # Servers the integration tests start on loopback (Debian packages).
-SERVICES := prometheus promtool redis-server
+SERVICES := prometheus promtool redis-server prometheus-alertmanager amtool
 
 .PHONY: venv demo test test-slow lint services bench bench-models image manifests clean
 
@@ -31,11 +31,11 @@ services:
 	@missing=""; for b in $(SERVICES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing prometheus and redis-server (missing:$$missing)"; \
+	    echo "installing prometheus, redis-server and alertmanager (missing:$$missing)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	      apt-get install -y -qq prometheus redis-server >/dev/null; \
+	      apt-get install -y -qq prometheus redis-server prometheus-alertmanager >/dev/null; \
 	  else \
-	    echo "missing:$$missing. Install the Debian packages: apt-get install prometheus redis-server" \
+	    echo "missing:$$missing. Install the Debian packages: apt-get install prometheus redis-server prometheus-alertmanager" \
 	         "(the integration tests that need them are skipped until then)"; \
 	  fi; \
 	fi

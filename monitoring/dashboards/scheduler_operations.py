@@ -13,7 +13,7 @@ from monitoring.dashboards._panels import Dash, Panel, Row, Target
 __all__ = ["NODE_CPU", "dashboard", "zero_if_none"]
 
 #: Each node's CPU and memory utilisation (0..1): the recording rules' series
-#: (infra/prometheus/rules, from node_exporter's idle CPU seconds and memory fields).
+#: (monitoring/alerts/rules, from node_exporter's idle CPU seconds and memory fields).
 NODE_CPU = "hydatis:node_cpu_utilisation:ratio_rate5m"
 NODE_MEM = "hydatis:node_memory_utilisation:ratio"
 HOT = "0.85"

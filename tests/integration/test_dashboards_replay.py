@@ -4,7 +4,7 @@ A short comparison is replayed, written as metrics (``simulator.metrics_export``
 cluster names plus the per-scheduler series), the business report is computed from its
 ``results.json`` and exported too, both files are backfilled with ``promtool tsdb
 create-blocks-from openmetrics``, a real Prometheus is started on them, the project's
-recording rules (``infra/prometheus/rules``) are backfilled over the replay with
+recording rules (``monitoring/alerts/rules``) are backfilled over the replay with
 ``promtool tsdb create-blocks-from rules``, Prometheus is restarted to load them, and then
 each panel's query runs as Grafana would run it (range or instant, its variables
 substituted). A panel with no data fails.
@@ -50,7 +50,7 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-RULE_FILES = sorted((ROOT / "infra" / "prometheus" / "rules").glob("*.y*ml"))
+RULE_FILES = [ROOT / "monitoring" / "alerts" / "rules" / "hydatis-rules.yaml"]
 NODES, HORIZON_S, STEP_S = 30, 3 * 3600.0, 30.0
 #: Grafana's $__rate_interval for a 30 s scrape is max(4 x scrape, interval + scrape).
 RATE_INTERVAL = "2m"
@@ -266,7 +266,7 @@ def test_variable_has_values(replay: _Replay, dashboard: str, var: str, query: s
 
 def test_recording_rules_were_loaded(replay: _Replay) -> None:
     if not RULE_FILES:
-        pytest.skip("no recording rules in infra/prometheus/rules yet")
+        pytest.skip("no recording rules in monitoring/alerts/rules yet")
     resp = httpx.get(
         f"{replay.url}/api/v1/query",
         params={"query": "count(hydatis:node_cpu_utilisation:ratio_rate5m)", "time": replay.last},
