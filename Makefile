@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/hydatis simulate --out $(OUT)
+	$(VENV)/bin/hydatis demo --out $(OUT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
