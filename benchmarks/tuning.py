@@ -30,20 +30,20 @@ nothing is logged to MLflow.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+# Run as a script, this file's folder comes first on sys.path, and benchmarks/simulator.py
+# would shadow the simulator package the trainers import.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
-from hydatis.config import require_data_dir
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
 
-if importlib.util.find_spec("katib") is None:  # katib/ is not (yet) an installed package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hydatis.config import require_data_dir  # noqa: E402
 
 MODELS = ("load", "anomaly", "placement")
 DEFAULT_TRIALS = {"load": 10, "anomaly": 10, "placement": 10}
