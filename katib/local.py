@@ -271,10 +271,11 @@ def tune(
     budget_dict(model, budget)  # checks the budget's name before anything is written
     path = study_path(model, work)
     startup = startup_trials or max(4, min(10, trials // 3))
+    # The data first: without it nothing is written (no empty study left behind).
+    data = prepare(model, budget, seed=seed, split="valid", data_dir=data_dir)
     study = _open_study(
         sp, path, resume=resume, budget=budget, seed=seed, repeats=repeats, startup=startup
     )
-    data = prepare(model, budget, seed=seed, split="valid", data_dir=data_dir)
 
     def objective(trial: Any) -> float:
         values = {p.name: _suggest(trial, p) for p in sp.params}
