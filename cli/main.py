@@ -507,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.set_defaults(func=cmd_dataset_validate)
 
     from cli import demo as demo_cmd
+    from cli import forecast as forecast_cmd
     from cli import pipeline as pipeline_cmd
     from cli import remediate as remediate_cmd
     from cli import report as report_cmd
@@ -521,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.add_parser(sub).set_defaults(func=demo_cmd.run)
     remediate_cmd.add_parser(sub)
     report_cmd.add_parser(sub)
+    forecast_cmd.add_parser(sub)
     return parser
 
 
