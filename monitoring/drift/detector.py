@@ -259,8 +259,17 @@ class DriftDetector:
 
         Returns:
             One result per window scored (empty when no new window is complete).
+
+        Raises:
+            DriftInputError: ``current`` lacks a column the calibration watches.
         """
         state = state if state is not None else DriftState()
+        missing = [c for c in self._dist_columns() if c not in current.frame.columns]
+        if missing:
+            raise DriftInputError(
+                f"the monitored data lacks the calibrated column(s) {missing[:5]}: give it "
+                "the same features, forecasts and labels as the reference"
+            )
         starts = self.windows(current, state)
         if not starts.size:
             return []

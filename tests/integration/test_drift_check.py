@@ -18,7 +18,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from hydatis.dataset import save_dataset
+from hydatis.dataset import ClusterDataset, save_dataset
 from hydatis.features import node_features, node_labels
 from hydatis.models.load_predictor import LoadPredictor
 from monitoring.drift.inject import scale_load
@@ -60,7 +60,13 @@ def world(tmp_path_factory) -> dict[str, Path]:
     base = synthetic_history(nodes=6, days=5, step_s=300, seed=0)
     changed = scale_load(base, CHANGE_AT, 1.5)
     save_dataset(changed, root / "changed")
-    save_dataset(base, root / "unchanged")
+    nm = base.node_metrics
+    for name, keep in (
+        ("history", nm["ts"] < pd.Timestamp(REFERENCE_UNTIL)),
+        ("recent", nm["ts"] >= pd.Timestamp("2024-01-03T12:00:00Z")),  # overlaps: deduplicated
+    ):
+        part = ClusterDataset(base.nodes, nm[keep.to_numpy()], base.pods, base.pod_usage, {})
+        save_dataset(part, root / name)
     feats, labels = node_features(base), node_labels(base)
     early = feats["event_timestamp"] < pd.Timestamp("2024-01-03T00:00:00Z")
     model = LoadPredictor(
@@ -72,14 +78,16 @@ def world(tmp_path_factory) -> dict[str, Path]:
     return {"root": root}
 
 
-def check_args(world, dataset: str, out: Path, *extra: str) -> list[str]:
+def check_args(
+    world, dataset: str, out: Path, *extra: str, current: str | None = None
+) -> list[str]:
     root = world["root"]
+    when = ["--current", str(root / current)] if current else ["--reference-until", REFERENCE_UNTIL]
     return [
         "check",
         "--dataset",
         str(root / dataset),
-        "--reference-until",
-        REFERENCE_UNTIL,
+        *when,
         "--validation-share",
         "0.5",
         "--model",
@@ -153,13 +161,18 @@ def test_change_is_detected_reported_and_retrains_once(world):
     assert not marker.exists()
 
 
-def test_no_change_no_alarm(world):
+def test_no_change_no_alarm_with_newer_data_from_another_directory(world):
     out = world["root"] / "out-unchanged"
-    proc = drift_cli(*check_args(world, "unchanged", out, "--no-report", "--no-retrain"))
+    args = check_args(world, "history", out, "--no-report", "--no-retrain", current="recent")
+    proc = drift_cli(*args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["drift"] is False
     assert verdict["retraining"]["started"] is False
+    # the reference ends where --dataset ends; the monitored days come from --current
+    assert verdict["first_window_start"] == "2024-01-04T00:00:00+00:00"
+    assert verdict["windows_checked"] == 48
+    assert (out / "dataset" / "meta.json").exists()  # the merged data retraining would read
 
 
 @pytest.mark.parametrize(
