@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 OUT    ?= out/demo
 STAMP  := $(VENV)/.installed
 # Servers the integration tests start on loopback (Debian packages).
-SERVICES := prometheus promtool redis-server prometheus-alertmanager amtool
+SERVICES := prometheus promtool redis-server prometheus-alertmanager amtool prometheus-pushgateway
 
 .PHONY: venv demo test test-slow lint services bench bench-models image manifests clean
 
@@ -33,7 +33,7 @@ services:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing prometheus, redis-server and alertmanager (missing:$$missing)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	      apt-get install -y -qq prometheus redis-server prometheus-alertmanager >/dev/null; \
+	      apt-get install -y -qq prometheus redis-server prometheus-alertmanager prometheus-pushgateway >/dev/null; \
 	  else \
 	    echo "missing:$$missing. Install the Debian packages: apt-get install prometheus redis-server prometheus-alertmanager" \
 	         "(the integration tests that need them are skipped until then)"; \

@@ -507,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.set_defaults(func=cmd_dataset_validate)
 
     from cli import demo as demo_cmd
+    from cli import drift as drift_cmd
     from cli import forecast as forecast_cmd
     from cli import pipeline as pipeline_cmd
     from cli import remediate as remediate_cmd
@@ -523,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     remediate_cmd.add_parser(sub)
     report_cmd.add_parser(sub)
     forecast_cmd.add_parser(sub)
+    drift_cmd.add_parser(sub)
     return parser
 
 
