@@ -13,11 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from hydatis.errors import ConfigError
+from hydatis.settings import LayeredSettings, load_settings
 
 __all__ = ["DEFAULT_PORT", "ENV_PREFIX", "ShimConfig", "Weights", "load_config"]
 
@@ -42,7 +41,7 @@ class Weights(BaseModel):
         return self
 
 
-class ShimConfig(BaseSettings):
+class ShimConfig(LayeredSettings):
     """Every setting of the extender service.
 
     Attributes:
@@ -117,55 +116,14 @@ class ShimConfig(BaseSettings):
             )
         return self
 
-    @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, *_, **__):
-        """Keyword arguments, then the environment; the YAML file comes in as keywords
-        of lower priority (see :func:`load_config`)."""
-        return (init_settings, env_settings)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such configuration file") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    return data
-
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> ShimConfig:
-    """The configuration from ``path`` (optional), the environment and ``overrides``.
-
-    ``REDIS_URL`` in the environment sets ``redis_url`` unless ``HYDATIS_SHIM_REDIS_URL``
-    or an override does.
+    """The configuration from ``path`` (optional), the environment and ``overrides``
+    (layers in :func:`hydatis.settings.load_settings`); ``REDIS_URL`` sets ``redis_url``
+    when nothing else does.
 
     Raises:
         ConfigError: the file is missing or malformed, or a key is unknown or invalid
             (the message names the key and where it came from).
     """
-    import os
-
-    file_values = _read_yaml(Path(path)) if path is not None else {}
-    given = {k: v for k, v in overrides.items() if v is not None}
-    env_keys = {k[len(ENV_PREFIX) :].lower() for k in os.environ if k.startswith(ENV_PREFIX)}
-    # a null in the file means "the default", so REDIS_URL still applies under redis_url: null
-    values = {
-        k: v
-        for k, v in file_values.items()
-        if v is not None and k not in env_keys and k not in given
-    }
-    values.update(given)
-    if "redis_url" not in values and "redis_url" not in env_keys and os.environ.get("REDIS_URL"):
-        values["redis_url"] = os.environ["REDIS_URL"]
-    try:
-        return ShimConfig(**values)
-    except ValidationError as exc:
-        where = f"{path}" if path is not None else "settings"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{where}: {problems}") from exc
+    return load_settings(ShimConfig, path, env_fallbacks={"redis_url": "REDIS_URL"}, **overrides)

@@ -58,8 +58,9 @@ class ExtenderMetrics:
         )
         self.decisions = Counter(
             "hydatis_extender_decisions_total",
-            "Decisions by path: active, shadow, rollout_skip.",
-            ["path"],
+            "Calls decided, by verb (filter, prioritize; one pod makes one of each) and path"
+            " (active, shadow, rollout_skip).",
+            ["verb", "path"],
             registry=r,
         )
         self.filtered = Counter(

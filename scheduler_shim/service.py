@@ -275,7 +275,7 @@ class Extender:
         n = len(args.node_names)
         snap = self._usable()
         path = self._path(args)
-        self.metrics.decisions.labels(path).inc()
+        self.metrics.decisions.labels("filter", path).inc()
         if snap is None or path == "rollout_skip" or n == 0:
             return _keep_all(args)
         c = self.config
@@ -316,7 +316,7 @@ class Extender:
         n = len(args.node_names)
         snap = self._usable()
         path = self._path(args)
-        self.metrics.decisions.labels(path).inc()
+        self.metrics.decisions.labels("prioritize", path).inc()
         if snap is None or path == "rollout_skip" or n == 0:
             return _neutral(args)
         c = self.config

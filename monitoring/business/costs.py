@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hydatis.errors import ConfigError
+from hydatis.settings import read_yaml_mapping, validation_problems
 
 __all__ = ["DEFAULT_COSTS_FILE", "HOURS_PER_YEAR", "MINUTES_PER_YEAR", "CostModel", "load_costs"]
 
@@ -73,20 +73,6 @@ class CostModel(BaseModel):
         }
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read the cost file {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"the cost file {path} is not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"the cost file {path} must be a mapping of input: value")
-    return data
-
-
 def load_costs(path: str | Path | None = None, **overrides: Any) -> CostModel:
     """The defaults of ``costs.yaml``, overridden by ``path`` and then by ``overrides``.
 
@@ -94,16 +80,13 @@ def load_costs(path: str | Path | None = None, **overrides: Any) -> CostModel:
         ConfigError: a file cannot be read, or a key is unknown or has a bad value (the
             message names the key and the file).
     """
-    data = _read_yaml(DEFAULT_COSTS_FILE)
+    data = read_yaml_mapping(DEFAULT_COSTS_FILE)
     source = str(DEFAULT_COSTS_FILE.name)
     if path is not None:
-        data.update(_read_yaml(Path(path)))
+        data.update(read_yaml_mapping(Path(path)))
         source = str(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return CostModel(**data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"'{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"cost model ({source}): {problems}") from exc
+        raise ConfigError(f"cost model ({source}): {validation_problems(exc)}") from exc

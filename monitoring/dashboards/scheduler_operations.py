@@ -187,10 +187,11 @@ EXTENDER = Row(
             "per decision.",
         ),
         Panel(
-            "Extender decisions by path",
+            "Pods decided by path",
             (
                 Target(
-                    f"sum by (path) (rate({_EXT}_decisions_total[$__rate_interval]))",
+                    f'sum by (path) (rate({_EXT}_decisions_total{{verb="prioritize"}}'
+                    "[$__rate_interval]))",
                     "{{path}}",
                 ),
             ),

@@ -8,15 +8,14 @@ YAML file, the defaults below. An unknown or badly typed key raises
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from hydatis.errors import ConfigError
+from hydatis.settings import LayeredSettings
+from hydatis.settings import load_settings as _load
 
 __all__ = [
     "CALENDAR_FEATURES",
@@ -70,7 +69,7 @@ DEFAULT_RETRAIN_COMMAND = (
 )
 
 
-class DriftSettings(BaseSettings):
+class DriftSettings(LayeredSettings):
     """Every setting of drift monitoring.
 
     Attributes:
@@ -159,48 +158,13 @@ class DriftSettings(BaseSettings):
             raise ValueError("names a column twice")
         return out
 
-    @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, *_, **__):
-        """Keyword arguments, then the environment; the YAML file comes in as keywords of
-        lower priority (see :func:`load_settings`)."""
-        return (init_settings, env_settings)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such configuration file") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    return data
-
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> DriftSettings:
     """The settings from ``path`` (optional YAML), the environment and ``overrides``
-    (``None`` values are ignored, so unset flags keep the lower layers).
+    (layers in :func:`hydatis.settings.load_settings`).
 
     Raises:
         ConfigError: the file is missing or malformed, or a key is unknown or invalid
             (the message names the key and where it came from).
     """
-    file_values = _read_yaml(Path(path)) if path is not None else {}
-    given = {k: v for k, v in overrides.items() if v is not None}
-    env_keys = {k[len(ENV_PREFIX) :].lower() for k in os.environ if k.startswith(ENV_PREFIX)}
-    values = {
-        k: v
-        for k, v in file_values.items()
-        if v is not None and k not in env_keys and k not in given
-    }
-    values.update(given)
-    try:
-        return DriftSettings(**values)
-    except ValidationError as exc:
-        where = f"{path}" if path is not None else "drift settings"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(settings)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{where}: {problems}") from exc
+    return _load(DriftSettings, path, label="drift settings", **overrides)

@@ -15,12 +15,11 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from hydatis.config import work_dir
-from hydatis.errors import ConfigError
+from hydatis.settings import LayeredSettings, load_settings
 
 __all__ = ["DEFAULT_PORT", "ENV_PREFIX", "RemediationConfig", "load_config"]
 
@@ -28,7 +27,7 @@ ENV_PREFIX = "HYDATIS_REMEDIATION_"
 DEFAULT_PORT = 9095
 
 
-class RemediationConfig(BaseSettings):
+class RemediationConfig(LayeredSettings):
     """Every setting of the remediation service.
 
     Attributes:
@@ -113,12 +112,6 @@ class RemediationConfig(BaseSettings):
             raise ValueError("must be a non-empty list of non-empty strings")
         return value
 
-    @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, *_, **__):
-        """Keyword arguments, then the environment (the file comes in as keywords of
-        lower priority: see :func:`load_config`)."""
-        return (init_settings, env_settings)
-
     def tracking_uri(self) -> str:
         """The MLflow registry URI (the setting, ``MLFLOW_TRACKING_URI``, or the local
         store training writes: ``sqlite:///<work dir>/mlflow/mlflow.db``)."""
@@ -129,40 +122,11 @@ class RemediationConfig(BaseSettings):
         return f"sqlite:///{(work_dir() / 'mlflow' / 'mlflow.db').resolve()}"
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such configuration file") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    return data
-
-
 def load_config(path: str | Path | None = None, **overrides: Any) -> RemediationConfig:
     """The configuration from ``path`` (optional), the environment and ``overrides``
-    (None values are ignored, so unset flags do not hide the file).
+    (layers in :func:`hydatis.settings.load_settings`).
 
     Raises:
         ConfigError: the file is missing or malformed, or a key is unknown or invalid.
     """
-    file_values = _read_yaml(Path(path)) if path is not None else {}
-    given = {k: v for k, v in overrides.items() if v is not None}
-    env_keys = {k[len(ENV_PREFIX) :].lower() for k in os.environ if k.startswith(ENV_PREFIX)}
-    values = {
-        k: v
-        for k, v in file_values.items()
-        if v is not None and k not in env_keys and k not in given
-    }
-    values.update(given)
-    try:
-        return RemediationConfig(**values)
-    except ValidationError as exc:
-        where = f"{path}" if path is not None else "settings"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{where}: {problems}") from exc
+    return load_settings(RemediationConfig, path, **overrides)

@@ -156,11 +156,11 @@ def test_fleet_nodes_scales_the_cluster(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("node_hourly_cost: -1\n", "'node_hourly_cost'"),
-        ("node_hourly_cost: cheap\n", "'node_hourly_cost'"),
-        ("nodes_hourly_cost: 1\n", "'nodes_hourly_cost'"),
-        ("target_p95_utilization: 1.5\n", "'target_p95_utilization'"),
-        ("[1, 2]\n", "must be a mapping"),
+        ("node_hourly_cost: -1\n", "node_hourly_cost: "),
+        ("node_hourly_cost: cheap\n", "node_hourly_cost: "),
+        ("nodes_hourly_cost: 1\n", "nodes_hourly_cost: "),
+        ("target_p95_utilization: 1.5\n", "target_p95_utilization: "),
+        ("[1, 2]\n", "expected a mapping"),
         ("a: [\n", "not valid YAML"),
     ],
     ids=["negative", "not-a-number", "unknown-key", "target-above-1", "not-a-mapping", "bad-yaml"],

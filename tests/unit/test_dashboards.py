@@ -122,7 +122,7 @@ def _known_series(tmp_path: Path) -> set[str]:
         m.requests.labels(verb, "200").inc()
     for metric, labels in (
         (m.fallbacks, ("stale",)),
-        (m.decisions, ("active",)),
+        (m.decisions, ("prioritize", "active")),
         (m.filtered, ("hot",)),
         (m.prefetch, ("used",)),
         (m.cache_lookups, ("hit",)),
