@@ -11,6 +11,8 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import logging
 import sys
 from contextlib import ExitStack
@@ -525,7 +527,14 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd.add_parser(sub)
     forecast_cmd.add_parser(sub)
     drift_cmd.add_parser(sub)
+    for name in OPERATIONS_COMMANDS:
+        if importlib.util.find_spec(f"cli.{name}") is not None:
+            importlib.import_module(f"cli.{name}").add_parser(sub)
     return parser
+
+
+#: Production operations, one module each in ``cli/`` exposing ``add_parser(sub)``.
+OPERATIONS_COMMANDS = ("fallback", "rollout", "ab", "health", "validate", "retrain")
 
 
 def main(argv: list[str] | None = None) -> int:
