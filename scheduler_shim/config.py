@@ -75,6 +75,9 @@ class ShimConfig(LayeredSettings):
         prometheus_url: the Prometheus server (``prometheus`` source).
         nodes: node names to refresh before any request has named them (pulled sources).
         max_pods: pod limit assumed for a node whose limit is unknown.
+        tls_cert_file, tls_key_file: a PEM certificate (chain) and its private key;
+            both set, the extender serves HTTPS (kube-scheduler's extender
+            ``tlsConfig``); neither, plain HTTP.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
@@ -107,6 +110,8 @@ class ShimConfig(LayeredSettings):
     prometheus_url: str = "http://127.0.0.1:9090"
     nodes: list[str] = Field(default_factory=list)
     max_pods: int = Field(110, gt=0)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     @model_validator(mode="after")
     def _thresholds(self) -> ShimConfig:
