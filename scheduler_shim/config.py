@@ -18,10 +18,22 @@ from pydantic_settings import SettingsConfigDict
 
 from hydatis.settings import LayeredSettings, load_settings
 
-__all__ = ["DEFAULT_PORT", "ENV_PREFIX", "ShimConfig", "Weights", "load_config"]
+__all__ = [
+    "DEFAULT_ACCURACY_GATES",
+    "DEFAULT_LOAD_HORIZON_S",
+    "DEFAULT_PORT",
+    "ENV_PREFIX",
+    "ShimConfig",
+    "Weights",
+    "load_config",
+]
 
 ENV_PREFIX = "HYDATIS_SHIM_"
 DEFAULT_PORT = 8888
+#: The load predictor's horizon (s): the models' default label horizon.
+DEFAULT_LOAD_HORIZON_S = 300.0
+#: The registry gate's accuracy targets for the load predictor (1 − WAPE), by resource.
+DEFAULT_ACCURACY_GATES = {"cpu": 0.89, "memory": 0.86}
 
 
 class Weights(BaseModel):
@@ -75,6 +87,13 @@ class ShimConfig(LayeredSettings):
         prometheus_url: the Prometheus server (``prometheus`` source).
         nodes: node names to refresh before any request has named them (pulled sources).
         max_pods: pod limit assumed for a node whose limit is unknown.
+        load_horizon_s: the load predictor's horizon: its forecast at refresh ``t`` is
+            scored against the rows of the first refresh at or after ``t +`` this
+            (live accuracy, :mod:`scheduler_shim.live`).
+        live_accuracy_window_s: the live accuracy's rolling window (rows' clock).
+        accuracy_gate_cpu, accuracy_gate_memory: the live accuracy's targets, exported
+            beside it for the alert; the registry gate's (``load_cpu_accuracy >= 0.89``,
+            ``load_mem_accuracy >= 0.86``) by default.
         tls_cert_file, tls_key_file: a PEM certificate (chain) and its private key;
             both set, the extender serves HTTPS (kube-scheduler's extender
             ``tlsConfig``); neither, plain HTTP.
@@ -110,6 +129,10 @@ class ShimConfig(LayeredSettings):
     prometheus_url: str = "http://127.0.0.1:9090"
     nodes: list[str] = Field(default_factory=list)
     max_pods: int = Field(110, gt=0)
+    load_horizon_s: float = Field(DEFAULT_LOAD_HORIZON_S, gt=0)
+    live_accuracy_window_s: float = Field(3600.0, gt=0)
+    accuracy_gate_cpu: float = Field(DEFAULT_ACCURACY_GATES["cpu"], ge=0, le=1)
+    accuracy_gate_memory: float = Field(DEFAULT_ACCURACY_GATES["memory"], ge=0, le=1)
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
 

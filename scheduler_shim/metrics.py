@@ -1,16 +1,51 @@
 """The extender's Prometheus metrics (``hydatis_extender_`` prefix, base units).
 
 One registry per service instance, so two extenders in one process (tests) never share
-counters.
+counters. The labelled counters' known label values are created at 0 by
+:meth:`ExtenderMetrics.init_labels`, so a healthy run shows 0 rather than no series.
+The per-node gauges follow the node-state snapshot (:meth:`ExtenderMetrics.publish_nodes`)
+and the load predictor's live accuracy is set at refresh
+(:meth:`ExtenderMetrics.publish_live`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["ExtenderMetrics"]
+from scheduler_shim.live import LiveFigures
+
+__all__ = [
+    "DECISION_PATHS",
+    "FALLBACK_REASONS",
+    "FILTER_REASONS",
+    "VERBS",
+    "ExtenderMetrics",
+]
+
+#: The label values the extender's code uses (created at 0 at start).
+VERBS = ("filter", "prioritize")
+DECISION_PATHS = ("active", "shadow", "rollout_skip")
+FILTER_REASONS = ("hot", "anomalous")
+FALLBACK_REASONS = (
+    "no_state",
+    "stale_state",
+    "refresh_load_failed",
+    "refresh_anomaly_failed",
+    "agent_failed",
+    "deadline",
+    "unknown_node",
+    "filter_would_empty",
+    "internal_error",
+    "redis_unavailable",
+)
+_CACHE_RESULTS = ("hit", "miss")
+_PREFETCH_RESULTS = ("used", "stale")
+_REFRESH_RESULTS = ("ok", "degraded", "failed")
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -117,8 +152,149 @@ class ExtenderMetrics:
             registry=r,
         )
 
+        self.node_predicted_cpu = Gauge(
+            "hydatis_extender_node_predicted_cpu_ratio",
+            "Each node's CPU utilisation forecast by the load predictor at the latest "
+            "refresh (for refresh time + its horizon); no sample where it gave none.",
+            ["node"],
+            registry=r,
+        )
+        self.node_predicted_memory = Gauge(
+            "hydatis_extender_node_predicted_memory_ratio",
+            "Each node's memory utilisation forecast by the load predictor at the latest "
+            "refresh; no sample where it gave none.",
+            ["node"],
+            registry=r,
+        )
+        self.node_anomalous = Gauge(
+            "hydatis_extender_node_anomalous",
+            "1 if the anomaly detector flagged the node at the latest refresh, else 0; no "
+            "sample where it gave no score.",
+            ["node"],
+            registry=r,
+        )
+        self.rollout_ratio = Gauge(
+            "hydatis_extender_rollout_ratio",
+            "The configured share of pods the models decide for (rollout_percent / 100; "
+            "in shadow mode they decide but the answer is neutral, see mode_info).",
+            registry=r,
+        )
+        self.mode_info = Gauge(
+            "hydatis_extender_mode_info",
+            "1 for the extender's configured mode (active, shadow).",
+            ["mode"],
+            registry=r,
+        )
+        self.live_accuracy = Gauge(
+            "hydatis_load_predictor_live_accuracy",
+            "The load predictor's 1 - WAPE of its forecasts against the utilisation "
+            "observed once the horizon passed, over the rolling window; no sample before "
+            "the first matched pair.",
+            ["resource"],
+            registry=r,
+        )
+        self.live_pairs = Gauge(
+            "hydatis_load_predictor_live_matched_pairs",
+            "(forecast, observed) node pairs in the live accuracy's rolling window.",
+            ["resource"],
+            registry=r,
+        )
+        self.accuracy_gate = Gauge(
+            "hydatis_load_predictor_accuracy_gate",
+            "The registry gate's accuracy target the live accuracy is held to.",
+            ["resource"],
+            registry=r,
+        )
+        self._exported: dict[str, set[str]] = {"cpu": set(), "memory": set(), "anomalous": set()}
+
+    def init_labels(
+        self,
+        *,
+        mode: str,
+        rollout_percent: float,
+        gates: Mapping[str, float],
+        models: Iterable[str] = (),
+    ) -> None:
+        """Create every known label value at 0 and set the configuration gauges.
+
+        Args:
+            mode: the configured mode (``active`` or ``shadow``).
+            rollout_percent: the configured rollout share (0..100).
+            gates: the accuracy gate per resource (``cpu``, ``memory``).
+            models: the model names the extender calls (their error counters and
+                latency histograms).
+        """
+        for verb in VERBS:
+            self.decision_seconds.labels(verb)
+            for path in DECISION_PATHS:
+                self.decisions.labels(verb, path)
+        for reason in FALLBACK_REASONS:
+            self.fallbacks.labels(reason)
+        for reason in FILTER_REASONS:
+            self.filtered.labels(reason)
+        for result in _CACHE_RESULTS:
+            self.cache_lookups.labels(result)
+        for result in _PREFETCH_RESULTS:
+            self.prefetch.labels(result)
+        for result in _REFRESH_RESULTS:
+            self.refreshes.labels(result)
+        self.init_models(models)
+        self.rollout_ratio.set(rollout_percent / 100.0)
+        for m in ("active", "shadow"):
+            self.mode_info.labels(m).set(1.0 if m == mode else 0.0)
+        for resource, gate in gates.items():
+            self.accuracy_gate.labels(resource).set(gate)
+            self.live_pairs.labels(resource).set(0)
+
+    def init_models(self, models: Iterable[str]) -> None:
+        """Create the per-model error counter and latency histogram at 0."""
+        for model in models:
+            self.model_errors.labels(model)
+            self.model_seconds.labels(model)
+
     def observe_model(self, model: str, seconds: float, ok: bool) -> None:
         """Record one model call."""
         self.model_seconds.labels(model).observe(seconds)
         if not ok:
             self.model_errors.labels(model).inc()
+
+    def _sync(self, gauge: Gauge, key: str, names: Sequence[str], values: np.ndarray) -> None:
+        """Set ``gauge{node}`` for the nodes with a finite value, then remove the nodes
+        that had one before and have none now (set first, so a scrape between the two
+        never sees a node set that is half old, half missing)."""
+        now: set[str] = set()
+        for name, v in zip(names, values.tolist(), strict=True):
+            if math.isfinite(v):
+                gauge.labels(name).set(v)
+                now.add(name)
+        for gone in self._exported[key] - now:
+            gauge.remove(gone)
+        self._exported[key] = now
+
+    def publish_nodes(
+        self,
+        names: Sequence[str],
+        pred_cpu: np.ndarray,
+        pred_mem: np.ndarray,
+        anomaly_score: np.ndarray,
+        anomaly_flag: np.ndarray,
+    ) -> None:
+        """The per-node gauges from a newly installed snapshot: forecasts where the load
+        model gave one, the anomaly flag (0/1) where the anomaly model scored the node;
+        nodes no longer in the snapshot (or with no output now) lose their series."""
+        self.state_nodes.set(len(names))
+        self._sync(self.node_predicted_cpu, "cpu", names, np.asarray(pred_cpu, dtype=float))
+        self._sync(self.node_predicted_memory, "memory", names, np.asarray(pred_mem, dtype=float))
+        score = np.asarray(anomaly_score, dtype=float)
+        flag = np.where(np.isfinite(score), np.asarray(anomaly_flag, dtype=float), np.nan)
+        self._sync(self.node_anomalous, "anomalous", names, flag)
+
+    def publish_live(self, figures: Mapping[str, LiveFigures]) -> None:
+        """The live accuracy per resource; a resource with no figure (no matched pair
+        yet) has no accuracy sample rather than a NaN one."""
+        for resource, fig in figures.items():
+            self.live_pairs.labels(resource).set(fig.pairs)
+            if math.isfinite(fig.accuracy):
+                self.live_accuracy.labels(resource).set(fig.accuracy)
+            else:
+                self.live_accuracy.remove(resource)  # a no-op when it has none

@@ -30,6 +30,7 @@ import numpy as np
 from hydatis.models.placement_features import FEATURES, cluster_scalars, placement_features
 from scheduler_shim._http import HttpPool
 from scheduler_shim.config import ShimConfig
+from scheduler_shim.live import RESOURCES, LiveAccuracy
 from scheduler_shim.metrics import ExtenderMetrics
 from scheduler_shim.models import ModelCallError, ModelClient, httpx_post
 from scheduler_shim.protocol import ExtenderArgs, filter_result, parse_args, priority_list
@@ -94,6 +95,12 @@ class Extender:
         self._refresh_lock = asyncio.Lock()
         self._last_log: dict[str, float] = {}
         self.load_client = self.anomaly_client = self.agent_client = None
+        self.live = LiveAccuracy(config.load_horizon_s, config.live_accuracy_window_s)
+        self.metrics.init_labels(
+            mode=config.mode,
+            rollout_percent=config.rollout_percent,
+            gates={"cpu": config.accuracy_gate_cpu, "memory": config.accuracy_gate_memory},
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -122,6 +129,9 @@ class Extender:
             self.agent_client = ModelClient(
                 poster(c.agent_url), c.agent_model, c.agent_timeout_s, m
             )
+        self.metrics.init_models(
+            cl.model for cl in (self.load_client, self.anomaly_client, self.agent_client) if cl
+        )
 
     async def close(self) -> None:
         """Close what :meth:`start` opened."""
@@ -159,7 +169,13 @@ class Extender:
         self._snapshot = snapshot
         self._version = max(self._version, snapshot.version)
         self.ledger.prune(snapshot)
-        self.metrics.state_nodes.set(len(snapshot.names))
+        self.metrics.publish_nodes(
+            snapshot.names,
+            snapshot.pred_cpu,
+            snapshot.pred_mem,
+            snapshot.anomaly_score,
+            snapshot.anomaly_flag,
+        )
 
     async def refresh(self, rows: NodeRows) -> Snapshot:
         """Build and install a snapshot from feature rows: one batched call per model
@@ -206,6 +222,7 @@ class Extender:
                 version=self._version,
             )
             self.install(snap)
+            self._score_live(rows, snap)
             # the snapshot lives until the next refresh: keep it out of the collector's
             # scans, so no request pays a full collection of it (p99 spikes)
             gc.collect(1)
@@ -213,6 +230,13 @@ class Extender:
             self.metrics.refresh_seconds.observe(time.perf_counter() - start)
             self.metrics.refreshes.labels("degraded" if degraded else "ok").inc()
             return snap
+
+    def _score_live(self, rows: NodeRows, snap: Snapshot) -> None:
+        """Match earlier forecasts with these rows' observed utilisation and this
+        refresh's forecasts for later (live accuracy; once per refresh, never per pod)."""
+        observed = {r: rows.column(col) for r, col in RESOURCES.items()}
+        forecast = {"cpu": snap.pred_cpu, "memory": snap.pred_mem}
+        self.metrics.publish_live(self.live.observe(snap.time, snap.names, observed, forecast))
 
     # ------------------------------------------------------------------ decisions
 

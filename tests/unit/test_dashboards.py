@@ -29,13 +29,7 @@ GRAFANA = ROOT / "infra" / "grafana"
 GRAFANA_VARIABLES = {"$__rate_interval", "$__range", "$__interval"}
 #: Series read by a panel that no part exports yet, or that a batch job / another service
 #: exports (kept in step with tests/integration/test_dashboards_replay.py's PENDING).
-EXPORTED_ELSEWHERE = {
-    "hydatis_extender_node_predicted_cpu_ratio",  # the extender, to be added
-    "hydatis_extender_node_anomalous",  # the extender, to be added
-    "hydatis_extender_rollout_ratio",  # the extender, to be added
-    "hydatis_load_predictor_live_accuracy",  # the performance monitor
-    "hydatis_load_predictor_accuracy_gate",  # the performance monitor
-}
+EXPORTED_ELSEWHERE: set[str] = set()
 
 
 @pytest.mark.parametrize("rel", sorted(render_infra()), ids=str)

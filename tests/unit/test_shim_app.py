@@ -123,3 +123,36 @@ def test_answers_and_metrics(client):
         assert name in text
     assert 'hydatis_extender_requests_total{code="400",verb="filter"} 1.0' in text
     assert 'hydatis_extender_cache_lookups_total{result="hit"} 6.0' in text
+
+
+def test_metrics_text_before_and_after_a_push(client):
+    """No model configured: the configuration gauges and the zeroed counters are there
+    from the start; no forecast means no per-node forecast sample (never a NaN one)."""
+    before = client.get("/metrics").text
+    for line in (
+        "hydatis_extender_rollout_ratio 1.0",
+        'hydatis_extender_mode_info{mode="active"} 1.0',
+        'hydatis_extender_mode_info{mode="shadow"} 0.0',
+        'hydatis_load_predictor_accuracy_gate{resource="cpu"} 0.89',
+        'hydatis_load_predictor_accuracy_gate{resource="memory"} 0.86',
+        'hydatis_load_predictor_live_matched_pairs{resource="cpu"} 0.0',
+        'hydatis_extender_fallbacks_total{reason="stale_state"} 0.0',
+        'hydatis_extender_filtered_nodes_total{reason="anomalous"} 0.0',
+        'hydatis_extender_decisions_total{path="rollout_skip",verb="prioritize"} 0.0',
+        'hydatis_extender_cache_lookups_total{result="miss"} 0.0',
+    ):
+        assert line in before.splitlines(), line
+    assert "hydatis_load_predictor_live_accuracy{" not in before
+    client.put("/v1/node-state", json=payload())
+    after = client.get("/metrics").text
+    assert "hydatis_extender_node_state_nodes 3.0" in after.splitlines()
+    assert "hydatis_extender_node_predicted_cpu_ratio{" not in after
+    assert "hydatis_extender_node_anomalous{" not in after
+    assert "NaN" not in after
+
+
+def test_shadow_rollout_is_exported_as_configured():
+    with TestClient(build_app(load_config(None, mode="shadow", rollout_percent=50))) as c:
+        lines = c.get("/metrics").text.splitlines()
+    assert "hydatis_extender_rollout_ratio 0.5" in lines
+    assert 'hydatis_extender_mode_info{mode="shadow"} 1.0' in lines

@@ -59,7 +59,7 @@ class FakeModels:
                         "name": k,
                         "shape": [len(v)],
                         "datatype": "FP32",
-                        "data": [float(a) for a in v],
+                        "data": [None if np.isnan(a) else float(a) for a in v],
                     }
                     for k, v in outs
                 ],
@@ -369,3 +369,195 @@ def test_agent_call_started_at_filter_is_used_by_prioritize():
     assert ext.metrics.prefetch.labels("used")._value.get() == 1
     assert ext.metrics.prefetch.labels("stale")._value.get() == 1
     assert models.calls.count("hydatis-placement-agent") == 3
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def scrape(ext, prefix: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of ``ext``'s /metrics text whose name starts with ``prefix``."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = generate_latest(ext.metrics.registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+        if s.name.startswith(prefix) and not s.name.endswith("_created")
+    }
+
+
+def by_node(samples, name):
+    return {dict(k[1])["node"]: v for k, v in samples.items() if k[0] == name}
+
+
+def test_node_series_follow_each_snapshot_and_drop_nodes_that_leave():
+    first = default_models()
+    second = FakeModels(
+        cpu=np.array([0.25, np.nan, 0.55]),
+        mem=np.array([0.4, 0.4, np.nan]),
+        anomaly=np.array([0.9, 0.1, 0.2]),
+        flag=np.array([1, 0, 0]),
+    )
+
+    async def go():
+        ext = await started(make(first), rows(4))
+        before = scrape(ext, "hydatis_extender_node_")
+        ext._client = httpx.AsyncClient(transport=httpx.MockTransport(second))
+        await ext.close()
+        await ext.start()
+        await ext.refresh(rows(3, t=1030.0))
+        return before, scrape(ext, "hydatis_extender_node_")
+
+    before, after = run(go())
+    cpu = "hydatis_extender_node_predicted_cpu_ratio"
+    mem = "hydatis_extender_node_predicted_memory_ratio"
+    flag = "hydatis_extender_node_anomalous"
+    assert by_node(before, cpu) == pytest.approx({"n0": 0.30, "n1": 0.84, "n2": 0.50, "n3": 0.20})
+    assert by_node(before, mem) == pytest.approx({f"n{i}": 0.3 for i in range(4)})
+    assert by_node(before, flag) == {"n0": 0.0, "n1": 0.0, "n2": 0.0, "n3": 1.0}
+    assert before[("hydatis_extender_node_state_nodes", ())] == 4
+    # n3 left the state; n1 has no CPU forecast now, n2 no memory forecast
+    assert by_node(after, cpu) == pytest.approx({"n0": 0.25, "n2": 0.55})
+    assert by_node(after, mem) == pytest.approx({"n0": 0.4, "n1": 0.4})
+    assert by_node(after, flag) == {"n0": 1.0, "n1": 0.0, "n2": 0.0}
+    assert after[("hydatis_extender_node_state_nodes", ())] == 3
+
+
+def test_no_anomaly_score_means_no_anomalous_sample():
+    models = default_models()
+    models.fail = {"hydatis-anomaly-detector"}
+
+    async def go():
+        return scrape(await started(make(models), rows()), "hydatis_extender_node_anomalous")
+
+    assert run(go()) == {}
+
+
+def test_a_snapshot_shared_by_another_replica_sets_the_node_series():
+    from scheduler_shim.shared import decode_snapshot, encode_snapshot
+
+    async def go():
+        producer = await started(make(default_models()), rows())
+        blob = encode_snapshot(producer.snapshot)
+        replica = make(default_models())
+        await replica.start()
+        replica.install(decode_snapshot(blob))
+        return scrape(replica, "hydatis_extender_node_")
+
+    got = run(go())
+    assert by_node(got, "hydatis_extender_node_anomalous") == {
+        "n0": 0.0,
+        "n1": 0.0,
+        "n2": 0.0,
+        "n3": 1.0,
+    }
+    assert by_node(got, "hydatis_extender_node_predicted_cpu_ratio") == pytest.approx(
+        {"n0": 0.30, "n1": 0.84, "n2": 0.50, "n3": 0.20}
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "percent"), [("active", 100.0), ("shadow", 100.0), ("active", 10.0)]
+)
+def test_rollout_share_and_mode_are_exported_as_configured(mode, percent):
+    ext = make(default_models(), mode=mode, rollout_percent=percent)
+    got = scrape(ext, "hydatis_extender_")
+    assert got[("hydatis_extender_rollout_ratio", ())] == percent / 100
+    assert got[("hydatis_extender_mode_info", (("mode", mode),))] == 1.0
+    other = "shadow" if mode == "active" else "active"
+    assert got[("hydatis_extender_mode_info", (("mode", other),))] == 0.0
+
+
+def test_labelled_counters_exist_at_zero_from_the_start():
+    async def go():
+        ext = make(default_models())
+        await ext.start()
+        return scrape(ext, "hydatis_extender_")
+
+    got = run(go())
+
+    def values(name, label):
+        return {dict(k[1])[label]: v for k, v in got.items() if k[0] == name}
+
+    assert values("hydatis_extender_fallbacks_total", "reason") == {
+        r: 0.0
+        for r in (
+            "no_state",
+            "stale_state",
+            "refresh_load_failed",
+            "refresh_anomaly_failed",
+            "agent_failed",
+            "deadline",
+            "unknown_node",
+            "filter_would_empty",
+            "internal_error",
+            "redis_unavailable",
+        )
+    }
+    assert values("hydatis_extender_filtered_nodes_total", "reason") == {
+        "hot": 0.0,
+        "anomalous": 0.0,
+    }
+    assert values("hydatis_extender_cache_lookups_total", "result") == {"hit": 0.0, "miss": 0.0}
+    assert values("hydatis_extender_model_call_errors_total", "model") == {
+        "hydatis-load-predictor": 0.0,
+        "hydatis-anomaly-detector": 0.0,
+        "hydatis-placement-agent": 0.0,
+    }
+    decisions = {
+        tuple(dict(k[1]).values()): v
+        for k, v in got.items()
+        if k[0] == "hydatis_extender_decisions_total"
+    }
+    assert decisions == {
+        (path, verb): 0.0
+        for verb in ("filter", "prioritize")
+        for path in ("active", "shadow", "rollout_skip")
+    }
+
+
+def live_rows(t: float, cpu: list[float], mem: list[float]):
+    r = rows(len(cpu), t=t, sample=t - 10)
+    r.values[:, COLS.index("cpu_util")] = cpu
+    r.values[:, COLS.index("mem_util")] = mem
+    return r
+
+
+def test_live_accuracy_scores_the_forecasts_one_horizon_later():
+    models = FakeModels(
+        cpu=np.array([0.50, 0.20]),
+        mem=np.array([0.40, 0.60]),
+        anomaly=np.zeros(2),
+        flag=np.zeros(2),
+    )
+
+    async def go():
+        ext = await started(make(models, load_horizon_s=300), live_rows(1000, [0.1] * 2, [0.3] * 2))
+        out = [scrape(ext, "hydatis_load_predictor_")]
+        await ext.refresh(live_rows(1200, [0.9, 0.9], [0.9, 0.9]))  # before the horizon
+        out.append(scrape(ext, "hydatis_load_predictor_"))
+        await ext.refresh(live_rows(1300, [0.40, 0.25], [0.50, 0.50]))
+        out.append(scrape(ext, "hydatis_load_predictor_"))
+        return out
+
+    first, early, matched = run(go())
+    gates = {
+        ("hydatis_load_predictor_accuracy_gate", (("resource", "cpu"),)): 0.89,
+        ("hydatis_load_predictor_accuracy_gate", (("resource", "memory"),)): 0.86,
+    }
+    no_pairs = {
+        ("hydatis_load_predictor_live_matched_pairs", (("resource", "cpu"),)): 0.0,
+        ("hydatis_load_predictor_live_matched_pairs", (("resource", "memory"),)): 0.0,
+    }
+    assert first == {**gates, **no_pairs}  # no accuracy sample before a pair exists
+    assert early == first
+    acc = "hydatis_load_predictor_live_accuracy"
+    pairs = "hydatis_load_predictor_live_matched_pairs"
+    # the forecasts made at 1000 against the rows of 1300 (the first at or after 1300);
+    # those made at 1200 are not due yet
+    assert matched[(acc, (("resource", "cpu"),))] == pytest.approx(1 - 0.15 / 0.65, rel=1e-6)
+    assert matched[(acc, (("resource", "memory"),))] == pytest.approx(0.8, rel=1e-6)
+    assert matched[(pairs, (("resource", "cpu"),))] == 2
+    assert matched[(pairs, (("resource", "memory"),))] == 2
