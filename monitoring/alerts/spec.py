@@ -328,9 +328,12 @@ CONSUMED_METRICS: dict[str, str] = {
     "hydatis_extender_fallbacks_total": "the extender (scheduler_shim/metrics.py)",
     "hydatis_extender_model_call_seconds": "the extender (scheduler_shim/metrics.py)",
     "hydatis_extender_model_call_errors_total": "the extender (scheduler_shim/metrics.py)",
-    "hydatis_extender_node_anomalous": "the extender: 1 per node flagged by the anomaly model",
-    "hydatis_load_predictor_live_accuracy": "the performance monitor: 1 - WAPE, by resource",
-    "hydatis_load_predictor_accuracy_gate": "the performance monitor: the gate's target",
+    "hydatis_extender_node_anomalous": "the extender (scheduler_shim/metrics.py): 1 per node "
+    "flagged by the anomaly model at the latest refresh, 0 per node it scored normal",
+    "hydatis_load_predictor_live_accuracy": "the extender (scheduler_shim/live.py): 1 - WAPE "
+    "of the load predictor's forecasts against the load one horizon later, by resource",
+    "hydatis_load_predictor_accuracy_gate": "the extender (scheduler_shim/config.py): the "
+    "registry gate's target, by resource",
     "hydatis_drift_detected": "the drift monitor (monitoring/drift/metrics.py): 1 while a "
     "kind is in drift (K drifted windows in a row)",
     "hydatis_drift_retraining_triggers_total": "the drift monitor: retraining it started",
