@@ -80,6 +80,12 @@ class ShimConfig(LayeredSettings):
             answers neutrally.
         rollout_percent: share of pods (by a hash of the pod UID) the models decide for;
             the rest get neutral answers (10 → 50 → 100).
+        ab_percent: share of the models' pods (by a salted hash of the pod UID,
+            :mod:`scheduler_shim.ab`) the challenger's model servers decide for; 0 = no
+            A/B test.
+        ab_salt: the arm hash's salt (a new salt re-draws the arms for a new test).
+        challenger_agent_url, challenger_load_url, challenger_anomaly_url: the
+            challenger's model servers (same model names); empty = the champion's.
         redis_url: share the node-state snapshot between replicas through Redis.
         reporting_interval_s: pods placed this long before a node's latest sample are
             taken to be visible in it (metric-lag compensation).
@@ -123,6 +129,11 @@ class ShimConfig(LayeredSettings):
     filter_anomalous: bool = True
     mode: Literal["active", "shadow"] = "active"
     rollout_percent: float = Field(100.0, ge=0, le=100)
+    ab_percent: float = Field(0.0, ge=0, le=100)
+    ab_salt: str = Field("hydatis-ab", min_length=1)
+    challenger_agent_url: str = ""
+    challenger_load_url: str = ""
+    challenger_anomaly_url: str = ""
     redis_url: str | None = None
     reporting_interval_s: float = Field(60.0, ge=0)
     feature_repo: str = "feature_repo"

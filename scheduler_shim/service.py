@@ -29,6 +29,7 @@ import numpy as np
 
 from hydatis.models.placement_features import FEATURES, cluster_scalars, placement_features
 from scheduler_shim._http import HttpPool
+from scheduler_shim.ab import ABArms
 from scheduler_shim.config import ShimConfig
 from scheduler_shim.live import RESOURCES, LiveAccuracy
 from scheduler_shim.metrics import ExtenderMetrics
@@ -95,6 +96,7 @@ class Extender:
         self._refresh_lock = asyncio.Lock()
         self._last_log: dict[str, float] = {}
         self.load_client = self.anomaly_client = self.agent_client = None
+        self.ab = ABArms(config, self.metrics.registry)  # A/B test arms (scheduler_shim.ab)
         self.live = LiveAccuracy(config.load_horizon_s, config.live_accuracy_window_s)
         self.metrics.init_labels(
             mode=config.mode,
@@ -132,6 +134,7 @@ class Extender:
         self.metrics.init_models(
             cl.model for cl in (self.load_client, self.anomaly_client, self.agent_client) if cl
         )
+        self.ab.start(poster, m)
 
     async def close(self) -> None:
         """Close what :meth:`start` opened."""
@@ -222,6 +225,7 @@ class Extender:
                 version=self._version,
             )
             self.install(snap)
+            await self.ab.refresh(snap, rows)
             self._score_live(rows, snap)
             # the snapshot lives until the next refresh: keep it out of the collector's
             # scans, so no request pays a full collection of it (p99 spikes)
@@ -302,6 +306,7 @@ class Extender:
         self.metrics.decisions.labels("filter", path).inc()
         if snap is None or path == "rollout_skip" or n == 0:
             return _keep_all(args)
+        snap = self.ab.view(args.pod.uid, snap, "filter")
         c = self.config
         idx, known, nodes, cpu_after, mem_after = self._candidates(snap, args)
         safe = np.where(known, idx, 0)
@@ -343,6 +348,7 @@ class Extender:
         self.metrics.decisions.labels("prioritize", path).inc()
         if snap is None or path == "rollout_skip" or n == 0:
             return _neutral(args)
+        snap = self.ab.view(args.pod.uid, snap, "prioritize")
         c = self.config
         idx, known, nodes, cpu_after, mem_after = self._candidates(snap, args)
         load = load_part(
@@ -381,7 +387,7 @@ class Extender:
         agent's call at filter time overlaps it with all of that. Prioritize uses the
         result only for the same pod, node list and snapshot.
         """
-        if self.agent_client is None:
+        if self.ab.agent_for(args.pod.uid, self.agent_client) is None:
             return
         sel = np.flatnonzero(keep)
         names = tuple(args.node_names[i] for i in sel)
@@ -410,11 +416,12 @@ class Extender:
         return await self._agent_q(args, nodes, known)
 
     async def _agent_q(self, args: ExtenderArgs, nodes, known: np.ndarray) -> np.ndarray | None:
-        if self.agent_client is None or not known.any():
+        client = self.ab.agent_for(args.pod.uid, self.agent_client)
+        if client is None or not known.any():
             return None
         x = placement_features(args.pod.cpu_m, args.pod.mem_bytes, nodes.take(known), self._cluster)
         try:
-            out = await self.agent_client.infer(x, FEATURES)
+            out = await client.infer(x, FEATURES)
             q_known = out["q_values"]
         except (ModelCallError, KeyError) as exc:
             self._fallback("agent_failed", str(exc))
