@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from hydatis.config import work_dir
@@ -62,6 +62,13 @@ class RemediationConfig(LayeredSettings):
         retrain_command: the command that starts retraining (the pipeline's CLI).
         retrain_min_interval_s: do not start retraining again within this time.
         retrain_log: where the retraining command's output goes.
+        webhook_token: the bearer token Alertmanager must send on ``/v1/alerts`` and
+            ``/v1/audit`` (``HYDATIS_REMEDIATION_WEBHOOK_TOKEN``); never logged or echoed.
+        webhook_token_file: a file holding that token instead (a mounted Secret, the
+            same file Alertmanager's ``http_config.authorization.credentials_file``
+            reads); read on each request, so a rotated Secret takes effect without a
+            restart. At most one of the two; with neither, the webhook is open (local
+            runs and the simulator).
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
@@ -94,6 +101,16 @@ class RemediationConfig(LayeredSettings):
     )
     retrain_min_interval_s: float = Field(6 * 3600.0, ge=0)
     retrain_log: Path = Field(default_factory=lambda: work_dir() / "remediation" / "retrain.log")
+    webhook_token: SecretStr | None = None
+    webhook_token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> RemediationConfig:
+        if self.webhook_token is not None and self.webhook_token_file is not None:
+            raise ValueError("set webhook_token or webhook_token_file, not both")
+        if self.webhook_token is not None and not self.webhook_token.get_secret_value().strip():
+            raise ValueError("webhook_token is empty")
+        return self
 
     @field_validator("kube_api")
     @classmethod
