@@ -8,7 +8,8 @@ Each step of ``step_s`` seconds, in this order:
    ``metrics_interval_s``, showing the node samples of ``metrics_lag_s`` ago, as a
    metrics pipeline does);
 4. the scheduler places pending pods, highest priority first then oldest, one
-   ``select`` call each (a pod no node accepts stays pending);
+   ``select`` call each (a pod no node accepts stays pending; a scheduler with a
+   ``waits(pod)`` hook leaves the pods it names alone, as a scheduler that is down does);
 5. each running pod uses what its usage profile says at its age; a node's use is the sum
    of its pods' plus the non-pod load the trace records for it (its node series beyond
    the pods recorded on it);
@@ -333,7 +334,13 @@ def simulate(
             pending.sort(key=lambda i: (-prio[i], pending_since[i], i))
             failed = np.empty((0, dom.shape[1]), dtype=dom.dtype)
             still: list[int] = []
+            # a pod whose scheduler is not running waits without an attempt (and without
+            # counting as a failed fit for the pods behind it)
+            waits = getattr(scheduler, "waits", None)
             for i in pending:
+                if waits is not None and waits(specs[i]):
+                    still.append(i)
+                    continue
                 key = dom[i]
                 if failed.size and np.any(np.all(failed <= key, axis=1)):
                     still.append(i)

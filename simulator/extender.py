@@ -460,6 +460,15 @@ class ExtenderScheduler(FrameworkScheduler):
             if getattr(self, "counts", None):
                 log.info("ml scheduler run: %s", self.stats())
 
+    def repoint(self, url: str) -> None:
+        """Use the extender at ``url`` from the next call on and push node state at the
+        next step: its Deployment rolled and the new pod (fresh state) answers there."""
+        self.url = url.rstrip("/")
+        if getattr(self, "_conn", None) is not None:
+            self._conn.close()
+            self._conn = _Connection(self.url, self.http_timeout_s)
+        self._last_push = -np.inf
+
     def _bind_cluster(self, view: ClusterView) -> None:
         n = view.n_nodes
         names = self.node_names or [f"node-{i:04d}" for i in range(n)]

@@ -470,6 +470,10 @@ class _Api:
         parts = [p for p in path.split("/") if p]
         c = self.c
         with c.lock:
+            extra = getattr(c, "serve_extra", None)  # routes a ReplayCluster subclass adds
+            answer = extra(method, parts, query, body) if extra is not None else None
+            if answer is not None:
+                return answer
             if parts == ["version"]:
                 return 200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0-hydatis-replay"}
             if parts[:2] == ["api", "v1"]:
