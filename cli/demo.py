@@ -11,9 +11,16 @@
    read — is replayed by the simulator with the ML scheduler (kube-scheduler's default
    plugins + the extender over HTTP) and every baseline, with one seed. The hour before
    it is replayed too, only to fill the cluster; it is not measured.
-4. ``DIR`` gets ``results.json`` (the figures per scheduler, ``ml`` included),
-   ``run.json`` (the context, the split, the models) and ``report.html`` (plots, tables,
-   the models' evaluation tables, what each number means); the summary is printed.
+4. The operations reports on the run's own outputs: the business report on the
+   comparison (``DIR/business``, as ``hydatis report business``), the capacity forecast
+   on the history dataset (``DIR/forecast``; a horizon the history is too short for is
+   named, with the history it needs) and the drift verdicts on the history dataset with
+   the run's load predictor (``DIR/drift``, as ``hydatis drift check``, never
+   retraining). A step that fails is reported with its reason; the others go on.
+5. ``DIR`` gets ``results.json`` (the figures per scheduler, ``ml`` included),
+   ``run.json`` (the context, the split, the models, the operations steps) and
+   ``report.html`` (plots, tables, the models' evaluation tables, the operations reports,
+   what each number means); the summary is printed.
 """
 
 from __future__ import annotations
@@ -21,16 +28,31 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydatis.errors import HydatisError
 
-__all__ = ["DEMO_DEFAULTS", "WARMUP_S", "add_parser", "run"]
+__all__ = [
+    "DEMO_DEFAULTS",
+    "WARMUP_S",
+    "StepOutcome",
+    "add_parser",
+    "business_step",
+    "drift_step",
+    "forecast_step",
+    "history_dataset",
+    "run",
+]
+
+log = logging.getLogger(__name__)
 
 #: The demo's trace, split and budgets: a 200-node sample of the composite trace at the
 #: load where hot nodes exist, 24 h of which 16 h are history (12 h train, 4 h
@@ -217,6 +239,7 @@ def _augment_html(
     reports: dict[str, dict[str, Any]],
     results: dict[str, dict[str, Any]],
     stack: dict[str, Any],
+    operations: list[StepOutcome] | None = None,
 ) -> None:
     """Add the demo's sections to the simulator's ``report.html``: how the run was made
     (the split), the models served and their gate, the summary, the models' evaluation
@@ -283,6 +306,7 @@ served are this run's registered versions, whatever the gate decided:</p>
 <h2>Summary</h2><ul>{summary}</ul>
 <h2>The models' evaluation (validation part of the history)</h2>
 {"".join(evaluation)}
+{_operations_html(operations or [])}
 <h2>What each number means</h2>
 <table>{glossary}</table>
 <p>Figures are measured over the held-out part only (after the warm-up). A fixed workload
@@ -291,6 +315,313 @@ lands.</p>
 """
     page = path.read_text()
     path.write_text(page.replace("</body>", extra + "</body>", 1))
+
+
+# --------------------------------------------------------------------------- operations
+
+
+@dataclass
+class StepOutcome:
+    """What one operations step of the demo gave.
+
+    Attributes:
+        name: ``business``, ``forecast`` or ``drift``.
+        status: ``ok``; ``partial`` (the forecast: some horizons lacked history);
+            ``too short`` (the history is too short for any of it: the reason says what
+            it needs); ``failed`` (the reason says why).
+        seconds: the step's wall time.
+        lines: its summary, a few sentences.
+        link: its report page, relative to the demo's folder (None when it wrote none).
+        reason: why it failed or was limited.
+    """
+
+    name: str
+    status: str
+    seconds: float = 0.0
+    lines: list[str] = field(default_factory=list)
+    link: str | None = None
+    reason: str = ""
+
+
+def _num(value: Any, spec: str) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return format(v, spec) if math.isfinite(v) else "–"
+
+
+def _timed(name: str, step: Callable[[], StepOutcome]) -> StepOutcome:
+    """Run one step; an error becomes a ``failed`` outcome with its reason, so the rest of
+    the demo goes on."""
+    t0 = time.perf_counter()
+    try:
+        outcome = step()
+    except Exception as exc:  # any failure of one report must not lose the demo
+        log.warning("demo step %s failed: %s", name, exc)
+        outcome = StepOutcome(name, "failed", reason=f"{type(exc).__name__}: {exc}")
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
+
+
+def business_step(
+    results_dir: Path, out: Path, *, candidate: str = "ml", baseline: str = "default"
+) -> StepOutcome:
+    """``hydatis report business`` on the demo's comparison: ``out/business.html``,
+    ``business.json`` and ``business.prom`` with the default cost model."""
+    from monitoring.business import (
+        business_report,
+        load_costs,
+        write_html,
+        write_json,
+        write_prometheus_text,
+    )
+
+    costs = load_costs()
+    report = business_report([results_dir], costs, candidate=candidate, baseline=baseline)
+    out.mkdir(parents=True, exist_ok=True)
+    page = write_html(
+        report, out / "business.html", costs_source="monitoring/business/costs.yaml (defaults)"
+    )
+    write_json(report, out / "business.json")
+    write_prometheus_text(report, out / "business.prom")
+    m = report.mean_savings()
+    cur = costs.currency
+    fig = report.figure
+    lines = [
+        f"{candidate} against {baseline}: nodes needed "
+        f"{_num(fig(candidate, 'nodes_needed'), '.4g')} vs "
+        f"{_num(fig(baseline, 'nodes_needed'), '.4g')} (saved {_num(m['nodes_saved'], '.3g')}), "
+        f"availability {_num(fig(candidate, 'availability'), '.4%')} vs "
+        f"{_num(fig(baseline, 'availability'), '.4%')}",
+        f"net {_num(m['net_per_year'], ',.0f')} {cur} per year after the platform's cost; "
+        f"ROI over {costs.period_years:g} y {_num(m['roi'], '.1%')} (default cost inputs; "
+        "the page varies each one)",
+    ]
+    return StepOutcome("business", "ok", lines=lines, link=f"{out.name}/{page.name}")
+
+
+def forecast_step(
+    history: Path,
+    out: Path,
+    *,
+    horizons: tuple[str, ...] = ("24h", "7d", "30d"),
+    step_s: float = 300.0,
+) -> StepOutcome:
+    """The capacity forecast (``hydatis forecast --dataset``, the cluster's CPU and
+    memory) on the history dataset, for each horizon its history is long enough for; the
+    others are named with the history they need."""
+    from hydatis.dataset import load_dataset
+    from monitoring.forecast import (
+        HORIZONS,
+        capacity_need,
+        dataset_demand,
+        forecast_series,
+        forecast_table,
+        write_forecast_html,
+    )
+    from monitoring.forecast.errors import HistoryTooShortError, format_duration
+
+    ds = load_dataset(history)
+    series = dataset_demand(ds, step_s=step_s, pools=False, source=str(history))
+    forecasts, needs, lines, short = [], [], [], []
+    for label in horizons:
+        try:
+            done = [forecast_series(s, HORIZONS[label]) for s in series]
+        except HistoryTooShortError as exc:
+            short.append(
+                f"{label}: needs {format_duration(exc.minimum_s)} of history, this one has "
+                f"{format_duration(exc.got_s)}"
+            )
+            continue
+        for fc in done:
+            need = capacity_need(fc)
+            forecasts.append(fc)
+            needs.append(need)
+            lines.append(
+                f"{label} {fc.series.name}: p{need.quantile * 100:g} demand "
+                f"{_num(need.demand['point'], '.4g')} {fc.series.unit} ({fc.result.model}), "
+                f"nodes needed at {need.target:.0%}: {need.nodes.get('point')} "
+                f"(now {need.nodes_now})"
+            )
+    link = None
+    if forecasts:
+        out.mkdir(parents=True, exist_ok=True)
+        page = write_forecast_html(
+            forecasts, needs, out / "forecast.html", title=f"Demand ahead — {history.name}"
+        )
+        forecast_table(forecasts, needs).to_csv(out / "forecast_table.csv", index=False)
+        link = f"{out.name}/{page.name}"
+    status = "ok" if not short else ("partial" if forecasts else "too short")
+    reason = "history too short for " + "; ".join(short) if short else ""
+    return StepOutcome("forecast", status, lines=lines, link=link, reason=reason)
+
+
+def load_model_dir(outcomes: list[dict[str, Any]], out: Path) -> tuple[Path | None, str]:
+    """The run's load predictor as a directory ``hydatis drift check --model`` reads (a
+    registered version is read from the registry and saved under ``out``), and what it
+    is; (None, why) when there is none."""
+    uri = next((o.get("uri") for o in outcomes if o.get("kind") == "load"), None)
+    if not uri:
+        return None, "no load predictor in this run's outcomes"
+    if Path(str(uri)).is_dir():
+        return Path(str(uri)), str(uri)
+    import mlflow
+
+    from components.register import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri())
+    model = mlflow.pyfunc.load_model(str(uri)).unwrap_python_model().model
+    return model.save(out / "load-model"), str(uri)
+
+
+def drift_step(history: Path, out: Path, *, model_dir: Path | None, model_note: str) -> StepOutcome:
+    """``hydatis drift check`` on the history dataset (reference: its first 75 %; the
+    rest monitored) with the run's load predictor, never starting a retraining."""
+    from cli import drift as drift_cli
+
+    parser = argparse.ArgumentParser(prog="hydatis")
+    drift_cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    argv = ["drift", "check", "--dataset", str(history), "--out", str(out), "--no-retrain"]
+    if model_dir is not None:
+        argv += ["--model", str(model_dir)]
+    try:
+        drift_cli.run(parser.parse_args(argv))
+    except HydatisError as exc:
+        if "calendar day" in str(exc):
+            return StepOutcome("drift", "too short", reason=f"history too short: {exc}")
+        raise
+    verdict = json.loads((out / "verdict.json").read_text())
+    lines = [
+        f"{kind}: {e['status']}{' — in drift' if e['drift'] else ''}"
+        + (f", score {_num(e.get('score'), '.2f')}" if e.get("score") is not None else "")
+        + (f" ({e['reason']})" if e.get("reason") else "")
+        for kind, e in verdict["kinds"].items()
+    ]
+    lines.append(f"{verdict['windows_checked']} window(s) checked; load predictor: {model_note}")
+    page = next((p for p in ("report.html", "summary.html") if (out / p).exists()), None)
+    return StepOutcome("drift", "ok", lines=lines, link=f"{out.name}/{page}" if page else None)
+
+
+def history_dataset(run_dir: Path | None, root: Path, arguments: dict[str, Any]) -> Path:
+    """The history dataset the training pipeline's first task wrote for this run: in
+    the run's folder, or — when that task came from the cache — the newest earlier one
+    with the same trace and cut.
+
+    Raises:
+        HydatisError: none under ``root`` matches.
+    """
+    wanted = {
+        k: arguments[k]
+        for k in ("nodes", "load_factor", "usage_scale", "horizon_s", "seed", "synthetic")
+        if k in arguments
+    }
+    found = [run_dir / "import-history-op" / "dataset"] if run_dir is not None else []
+    found += sorted(
+        root.glob("*/import-history-op/dataset"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for path in found:
+        try:
+            meta = json.loads((path / "meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        knobs = meta.get("trace_knobs") or {}
+        if meta.get("history_s") == arguments.get("history_s") and all(
+            knobs.get(k) == v for k, v in wanted.items()
+        ):
+            return path
+    raise HydatisError(
+        f"the training pipeline's history dataset (import-history-op/dataset with "
+        f"history_s={arguments.get('history_s')}, {wanted}) is not under {root}"
+    )
+
+
+def operations_steps(
+    out: Path,
+    *,
+    run_dir: Path | None,
+    root: Path,
+    arguments: dict[str, Any],
+    outcomes: list[dict[str, Any]],
+    baseline: str,
+) -> list[StepOutcome]:
+    """The business report, the capacity forecast and the drift check, each timed; one
+    failing leaves the others."""
+    steps = [_timed("business", lambda: business_step(out, out / "business", baseline=baseline))]
+    located: dict[str, Path] = {}
+
+    def history() -> Path:
+        if "path" not in located:
+            located["path"] = history_dataset(run_dir, root, arguments)
+        return located["path"]
+
+    steps.append(_timed("forecast", lambda: forecast_step(history(), out / "forecast")))
+
+    def drift() -> StepOutcome:
+        path = history()
+        try:
+            model_dir, note = load_model_dir(outcomes, out / "drift")
+        except Exception as exc:  # the registry's own errors: check without the model
+            model_dir, note = None, f"not available ({type(exc).__name__}: {exc})"
+        return drift_step(path, out / "drift", model_dir=model_dir, model_note=note)
+
+    steps.append(_timed("drift", drift))
+    return steps
+
+
+def _operations_html(steps: list[StepOutcome]) -> str:
+    """The report's operations section: the summary table, then each step's lines."""
+    if not steps:
+        return ""
+    rows = "".join(
+        f"<tr><th>{html.escape(s.name)}</th><td>{html.escape(s.status)}</td>"
+        f"<td>{s.seconds:.1f}</td><td style='text-align:left'>"
+        f"{html.escape(s.reason or (s.lines[0] if s.lines else ''))}</td><td>"
+        + (f"<a href='{html.escape(s.link)}'>{html.escape(s.link)}</a>" if s.link else "–")
+        + "</td></tr>"
+        for s in steps
+    )
+    parts = [
+        "<h2>Operations reports</h2>",
+        "<p>The business report on this comparison, the capacity forecast and the drift "
+        "verdicts on the cluster history the models trained on (the drift check's "
+        "reference is its first 75 %), as <code>hydatis report business</code>, "
+        "<code>hydatis forecast</code> and <code>hydatis drift check</code> make them.</p>",
+        "<table><tr><th>step</th><th>status</th><th>seconds</th><th>summary or reason</th>"
+        f"<th>report</th></tr>{rows}</table>",
+    ]
+    titles = {
+        "business": "Business report",
+        "forecast": "Capacity forecast",
+        "drift": "Drift verdicts",
+    }
+    for s in steps:
+        parts.append(f"<h3>{html.escape(titles.get(s.name, s.name))}</h3>")
+        if s.reason:
+            parts.append(f"<p><b>{html.escape(s.status)}:</b> {html.escape(s.reason)}</p>")
+        if s.lines:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in s.lines) + "</ul>")
+        if s.link:
+            parts.append(f"<p><a href='{html.escape(s.link)}'>the full report</a></p>")
+    return "\n".join(parts)
+
+
+def _operations_table(steps: list[StepOutcome]) -> Any:
+    """The printed summary of the operations steps."""
+    from rich.table import Table
+
+    table = Table(title="Operations reports", header_style="bold")
+    for col in ("step", "status", "seconds", "summary or reason", "report"):
+        table.add_column(col, justify="right" if col == "seconds" else "left")
+    for s in steps:
+        table.add_row(
+            s.name,
+            s.status,
+            f"{s.seconds:.1f}",
+            s.reason or (s.lines[0] if s.lines else ""),
+            s.link or "–",
+        )
+    return table
 
 
 # --------------------------------------------------------------------------- the job
@@ -427,8 +758,8 @@ def run(args: argparse.Namespace) -> int:
         }
     replay_s = time.perf_counter() - t1
 
-    # 4. the report
-    with console.status("writing the report…"):
+    # 4. the results (the business report reads them)
+    with console.status("writing the results…"):
         reports = _model_reports(outcomes)
         run_info.update(
             {
@@ -446,6 +777,22 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         res_path, run_path = write_results(out, results, run_info)
+    # 5. the operations reports on the run's own outputs (the drift check prints its own
+    # progress, so no status spinner around them)
+    console.print("[bold]Operations reports:[/] business, capacity forecast, drift")
+    operations = operations_steps(
+        out,
+        run_dir=pipe.run_dir,
+        root=root,
+        arguments=arguments,
+        outcomes=outcomes,
+        baseline="default" if "default" in baselines else (baselines or ["default"])[0],
+    )
+    run_info["operations"] = [asdict(o) for o in operations]
+
+    # 6. the report
+    with console.status("writing the report…"):
+        res_path, run_path = write_results(out, results, run_info)
         html_path = write_html(out, results, series, run_info)
         _augment_html(
             html_path,
@@ -454,6 +801,7 @@ def run(args: argparse.Namespace) -> int:
             reports=reports,
             results=results,
             stack=stack_info,
+            operations=operations,
         )
         (out / "models.json").write_text(json.dumps(outcomes, indent=2, default=str))
     first = next(iter(results.values()))
@@ -467,13 +815,16 @@ def run(args: argparse.Namespace) -> int:
     )
     for line in _summary_lines(results):
         console.print(f"  {line}")
+    console.print(_operations_table(operations))
     console.print(
         f"Cluster: requested CPU {first['requested_cpu_share']:.1%}, used CPU "
         f"{first['used_cpu_share']:.1%} (mean node CPU {first['mean_cpu']:.3f}): a scheduler "
         "moves where load lands, not how much there is."
     )
+    ops_s = ", ".join(f"{o.name} {o.seconds:.1f} s" for o in operations)
     console.print(
-        f"Pipeline {pipeline_s:.0f} s, servers + replay {replay_s:.0f} s, total "
+        f"Pipeline {pipeline_s:.0f} s, servers + replay {replay_s:.0f} s, operations reports "
+        f"({ops_s}), total "
         f"{time.perf_counter() - t_start:.0f} s. Wrote {res_path}, {run_path} and {html_path}"
     )
     return 0

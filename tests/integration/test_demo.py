@@ -64,3 +64,14 @@ def test_demo_compares_the_ml_scheduler_with_every_baseline_on_the_held_out_part
         assert heading in html
     expected = "synthetic" if source == "synthetic" else "real composite trace"
     assert expected in run["dataset"]["description"]
+    # the operations reports: the business report on this comparison; the forecast and
+    # the drift check on the 16 h history, too short for either (each says what it needs)
+    ops = {o["name"]: o for o in run["operations"]}
+    assert list(ops) == ["business", "forecast", "drift"]
+    assert ops["business"]["status"] == "ok", ops["business"]["reason"]
+    assert (out / "business" / "business.html").is_file()
+    assert ops["forecast"]["status"] == "too short"
+    assert "24h: needs 4 d of history" in ops["forecast"]["reason"]
+    assert ops["drift"]["status"] == "too short" and "calendar day" in ops["drift"]["reason"]
+    assert "<h2>Operations reports</h2>" in html
+    assert "<a href='business/business.html'>" in html
