@@ -3,7 +3,7 @@
 One registry per service instance, so two extenders in one process (tests) never share
 counters. The labelled counters' known label values are created at 0 by
 :meth:`ExtenderMetrics.init_labels`, so a healthy run shows 0 rather than no series.
-The per-node gauges follow the node-state snapshot (:meth:`ExtenderMetrics.publish_nodes`)
+The per-node gauges follow the node-state snapshot (:class:`NodeSeries`)
 and the load predictor's live accuracy is set at refresh
 (:meth:`ExtenderMetrics.publish_live`).
 """
@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from scheduler_shim.live import LiveFigures
 
@@ -25,6 +27,7 @@ __all__ = [
     "FILTER_REASONS",
     "VERBS",
     "ExtenderMetrics",
+    "NodeSeries",
 ]
 
 #: The label values the extender's code uses (created at 0 at start).
@@ -62,6 +65,75 @@ _LATENCY_BUCKETS = (
     0.5,
     1.0,
 )
+
+
+class NodeSeries(Collector):
+    """The per-node gauges, read at scrape time from the latest installed snapshot.
+
+    ``hydatis_extender_node_predicted_cpu_ratio{node}``, ``..._memory_ratio{node}`` and
+    ``hydatis_extender_node_anomalous{node}``. An install swaps one reference to the
+    snapshot's arrays, so a scrape sees one snapshot's whole set — never half of one —
+    and a node that left the state has no series without anything being removed. A node
+    with no forecast (NaN) has no forecast sample; a node the anomaly model did not score
+    has no ``anomalous`` sample. The work is per scrape (a few ms for 1,500 nodes), not
+    per refresh, so a refresh never holds requests up for it.
+    """
+
+    def __init__(self) -> None:
+        self._current: tuple[list[str], np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def install(
+        self,
+        names: Sequence[str],
+        pred_cpu: np.ndarray,
+        pred_mem: np.ndarray,
+        anomaly_score: np.ndarray,
+        anomaly_flag: np.ndarray,
+    ) -> None:
+        """Make these the series' values (the arrays are read, never written)."""
+        score = np.asarray(anomaly_score, dtype=np.float64)
+        flag = np.where(np.isfinite(score), np.asarray(anomaly_flag, dtype=np.float64), np.nan)
+        cpu = np.asarray(pred_cpu, dtype=np.float64)
+        mem = np.asarray(pred_mem, dtype=np.float64)
+        self._current = (list(names), cpu, mem, flag)
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        """The families (no samples), for the registry's name check."""
+        return self._families()
+
+    def _families(self) -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily(
+                "hydatis_extender_node_predicted_cpu_ratio",
+                "Each node's CPU utilisation forecast by the load predictor at the latest "
+                "refresh (for refresh time + its horizon); no sample where it gave none.",
+                labels=["node"],
+            ),
+            GaugeMetricFamily(
+                "hydatis_extender_node_predicted_memory_ratio",
+                "Each node's memory utilisation forecast by the load predictor at the "
+                "latest refresh; no sample where it gave none.",
+                labels=["node"],
+            ),
+            GaugeMetricFamily(
+                "hydatis_extender_node_anomalous",
+                "1 if the anomaly detector flagged the node at the latest refresh, else 0; "
+                "no sample where it gave no score.",
+                labels=["node"],
+            ),
+        ]
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        """The current snapshot's samples."""
+        families = self._families()
+        current = self._current
+        if current is not None:
+            names, *columns = current
+            for family, values in zip(families, columns, strict=True):
+                ok = np.flatnonzero(np.isfinite(values))
+                for i, v in zip(ok.tolist(), values[ok].tolist(), strict=True):
+                    family.add_metric([names[i]], v)
+        return families
 
 
 @dataclass
@@ -152,27 +224,8 @@ class ExtenderMetrics:
             registry=r,
         )
 
-        self.node_predicted_cpu = Gauge(
-            "hydatis_extender_node_predicted_cpu_ratio",
-            "Each node's CPU utilisation forecast by the load predictor at the latest "
-            "refresh (for refresh time + its horizon); no sample where it gave none.",
-            ["node"],
-            registry=r,
-        )
-        self.node_predicted_memory = Gauge(
-            "hydatis_extender_node_predicted_memory_ratio",
-            "Each node's memory utilisation forecast by the load predictor at the latest "
-            "refresh; no sample where it gave none.",
-            ["node"],
-            registry=r,
-        )
-        self.node_anomalous = Gauge(
-            "hydatis_extender_node_anomalous",
-            "1 if the anomaly detector flagged the node at the latest refresh, else 0; no "
-            "sample where it gave no score.",
-            ["node"],
-            registry=r,
-        )
+        self.nodes = NodeSeries()
+        r.register(self.nodes)
         self.rollout_ratio = Gauge(
             "hydatis_extender_rollout_ratio",
             "The configured share of pods the models decide for (rollout_percent / 100; "
@@ -205,7 +258,6 @@ class ExtenderMetrics:
             ["resource"],
             registry=r,
         )
-        self._exported: dict[str, set[str]] = {"cpu": set(), "memory": set(), "anomalous": set()}
 
     def init_labels(
         self,
@@ -258,19 +310,6 @@ class ExtenderMetrics:
         if not ok:
             self.model_errors.labels(model).inc()
 
-    def _sync(self, gauge: Gauge, key: str, names: Sequence[str], values: np.ndarray) -> None:
-        """Set ``gauge{node}`` for the nodes with a finite value, then remove the nodes
-        that had one before and have none now (set first, so a scrape between the two
-        never sees a node set that is half old, half missing)."""
-        now: set[str] = set()
-        for name, v in zip(names, values.tolist(), strict=True):
-            if math.isfinite(v):
-                gauge.labels(name).set(v)
-                now.add(name)
-        for gone in self._exported[key] - now:
-            gauge.remove(gone)
-        self._exported[key] = now
-
     def publish_nodes(
         self,
         names: Sequence[str],
@@ -279,15 +318,9 @@ class ExtenderMetrics:
         anomaly_score: np.ndarray,
         anomaly_flag: np.ndarray,
     ) -> None:
-        """The per-node gauges from a newly installed snapshot: forecasts where the load
-        model gave one, the anomaly flag (0/1) where the anomaly model scored the node;
-        nodes no longer in the snapshot (or with no output now) lose their series."""
+        """The per-node series from a newly installed snapshot (see :class:`NodeSeries`)."""
         self.state_nodes.set(len(names))
-        self._sync(self.node_predicted_cpu, "cpu", names, np.asarray(pred_cpu, dtype=float))
-        self._sync(self.node_predicted_memory, "memory", names, np.asarray(pred_mem, dtype=float))
-        score = np.asarray(anomaly_score, dtype=float)
-        flag = np.where(np.isfinite(score), np.asarray(anomaly_flag, dtype=float), np.nan)
-        self._sync(self.node_anomalous, "anomalous", names, flag)
+        self.nodes.install(names, pred_cpu, pred_mem, anomaly_score, anomaly_flag)
 
     def publish_live(self, figures: Mapping[str, LiveFigures]) -> None:
         """The live accuracy per resource; a resource with no figure (no matched pair
