@@ -53,6 +53,7 @@ COPY scheduler_shim ./scheduler_shim
 COPY pipelines ./pipelines
 COPY katib ./katib
 COPY monitoring ./monitoring
+COPY operations ./operations
 COPY feature_repo ./feature_repo
 # The code stays root-owned (read-only to the service user); only the Feast repo, where
 # `feast apply` writes its registry (data/, a volume on Kubernetes), belongs to it.

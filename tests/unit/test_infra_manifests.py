@@ -2,23 +2,30 @@
 
 Built-in kinds are validated against the Kubernetes 1.30 OpenAPI schemas
 (``kubernetes_validate``, strict: no unknown fields). Kinds with no schema there are
-checked field by field: the KubeSchedulerConfiguration embedded in its ConfigMap and the
-KServe InferenceServices. Then the cross-references a cluster would only reveal at run
-time: the extender URL against the shim's Service, the shim's settings against the
-extender's keys and the InferenceServices' names, RBAC against least privilege, every
-Deployment against the hardening rules. ``kubectl kustomize`` (when kubectl is on the
-PATH) builds the base and each overlay, and the rendered objects go through the same
-checks.
+checked field by field: the KubeSchedulerConfiguration embedded in its ConfigMap, the
+KServe InferenceServices and Katib Experiments. Then the cross-references a cluster would
+only reveal at run time: the extender URL against the shim's Service, the shim's settings
+against the extender's keys and the InferenceServices' names, every Deployment against
+the hardening rules. ``kubectl kustomize`` (when kubectl is on the PATH) builds the base,
+each overlay (dev, staging, prod) and infra/prometheus, and the rendered objects go
+through the same checks, plus, per overlay: replicas, resources, rollout share and log
+level; high availability (leader election, anti-affinity, disruption budgets, model
+server replicas); the prod overlay's TLS between scheduler and extender; the network
+policy graph (default deny, then exactly the allowed edges); one ServiceAccount per
+component; no secret values anywhere. RBAC: tests/unit/test_rbac.py.
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
+import itertools
 import os
 import re
 import shutil
 import subprocess
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 BASE = INFRA / "base"
-OVERLAYS = ("dev", "prod")
+OVERLAYS = ("dev", "staging", "prod")
 K8S_VERSION = "1.30"
 NAMESPACE = "hydatis-system"
 ISVC_FILE = BASE / "inferenceservices.yaml"
@@ -79,7 +86,10 @@ LEADER_ELECTION_FIELDS = {
 }  # fmt: skip
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
-CUSTOM_KINDS = {("serving.kserve.io/v1beta1", "InferenceService")}
+CUSTOM_KINDS = {
+    ("serving.kserve.io/v1beta1", "InferenceService"),
+    ("kubeflow.org/v1beta1", "Experiment"),
+}
 # The one object that must live outside hydatis-system (the Role it binds is there).
 KUBE_SYSTEM_OBJECTS = {
     ("RoleBinding", "hydatis-ml-scheduler-extension-apiserver-authentication-reader"),
@@ -493,30 +503,6 @@ def test_shim_service_is_cluster_ip_on_8888():
     assert [p["port"] for p in spec["ports"]] == [SHIM_PORT]
 
 
-@pytest.mark.parametrize(
-    ("policy", "deployment", "port"),
-    [
-        ("hydatis-shim-ingress", SHIM_SERVICE, SHIM_PORT),
-        ("ml-scheduler-ingress", SCHEDULER_NAME, 10259),
-    ],
-    ids=["shim-8888", "scheduler-10259"],
-)
-def test_network_policy_admits_one_port(policy, deployment, port):
-    spec = _find("NetworkPolicy", policy)["spec"]
-    labels = _find("Deployment", deployment)["spec"]["template"]["metadata"]["labels"]
-    assert spec["podSelector"]["matchLabels"].items() <= labels.items()
-    assert spec["policyTypes"] == ["Ingress"]
-    ports = [p for rule in spec["ingress"] for p in rule["ports"]]
-    assert ports == [{"protocol": "TCP", "port": port}]
-
-
-def test_every_deployment_has_a_network_policy():
-    covered = [p["spec"]["podSelector"]["matchLabels"] for p in _of_kind("NetworkPolicy")]
-    for dep in _of_kind("Deployment"):
-        labels = dep["spec"]["template"]["metadata"]["labels"]
-        assert any(sel.items() <= labels.items() for sel in covered), dep["metadata"]["name"]
-
-
 @pytest.mark.parametrize("name", [SHIM_SERVICE, SCHEDULER_NAME])
 def test_pdb_selects_the_deployment(name):
     pdb = _find("PodDisruptionBudget", name)
@@ -559,9 +545,8 @@ def test_binding_grants_no_broad_role_to_a_known_account(item):
         (SCHEDULER_NAME, "ClusterRole", "system:volume-scheduler", None),
         (SCHEDULER_NAME, "Role", "extension-apiserver-authentication-reader", "kube-system"),
         (SCHEDULER_NAME, "Role", "ml-scheduler-leader-election", NAMESPACE),
-        (SHIM_SERVICE, "ClusterRole", "hydatis-shim-node-reader", None),
     ],
-    ids=["kube-scheduler", "volume-scheduler", "authn-reader", "leader-lease", "shim-reader"],
+    ids=["kube-scheduler", "volume-scheduler", "authn-reader", "leader-lease"],
 )
 def test_account_is_bound(account, kind, role, namespace):
     bindings = [
@@ -573,19 +558,6 @@ def test_account_is_bound(account, kind, role, namespace):
     ]
     assert len(bindings) == 1, f"{account} is not bound to {kind} {role}"
     assert bindings[0]["metadata"].get("namespace") == namespace
-
-
-def test_shim_may_only_read_nodes_and_pods():
-    role = _find("ClusterRole", "hydatis-shim-node-reader")
-    granted = {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
-    allowed = {("", r, v) for r in ("nodes", "pods") for v in ("get", "list", "watch")}
-    assert granted == allowed
 
 
 # --- workload hardening ----------------------------------------------------------------
@@ -649,6 +621,13 @@ def test_hardening_check_catches_a_bad_deployment():
         assert expected in problems
 
 
+def _shim_settings() -> set[str]:
+    """Every key the extender's settings class accepts (the ConfigMap sets a subset)."""
+    from scheduler_shim.config import ShimConfig
+
+    return set(ShimConfig.model_fields)
+
+
 @pytest.mark.parametrize("path", sorted(PATCH_FILES), ids=lambda p: p.relative_to(INFRA).as_posix())
 def test_patch_env_overrides_are_shim_settings(path):
     for doc in _docs(path):
@@ -656,7 +635,7 @@ def test_patch_env_overrides_are_shim_settings(path):
             for env in c.get("env", []):
                 if env["name"].startswith("HYDATIS_SHIM_"):
                     key = env["name"].removeprefix("HYDATIS_SHIM_").lower()
-                    assert key in SHIM_KEYS, f"{env['name']} sets no shim setting"
+                    assert key in _shim_settings(), f"{env['name']} sets no shim setting"
                     assert isinstance(env["value"], str)
 
 
@@ -712,7 +691,9 @@ def rendered(tmp_path_factory):
         k["resources"].remove("inferenceservices.yaml")
         kfile.write_text(yaml.safe_dump(k, sort_keys=False))
     out = {}
-    for name, folder in [("base", tree / "base")] + [(o, tree / "overlays" / o) for o in OVERLAYS]:
+    builds = [("base", tree / "base")] + [(o, tree / "overlays" / o) for o in OVERLAYS]
+    builds.append(("prometheus", tree / "prometheus"))
+    for name, folder in builds:
         proc = subprocess.run(
             [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=120
         )
@@ -721,10 +702,10 @@ def rendered(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("build", ["base", *OVERLAYS])
+@pytest.mark.parametrize("build", ["base", *OVERLAYS, "prometheus"])
 def test_kustomize_build_is_valid_and_hardened(rendered, build):
     docs = rendered[build]
-    assert {d["kind"] for d in docs} >= {"Namespace", "Deployment", "Service", "ConfigMap"}
+    assert {d["kind"] for d in docs} >= {"Deployment", "Service", "ConfigMap", "NetworkPolicy"}
     for doc in docs:
         meta = doc["metadata"]
         assert meta["labels"]["app.kubernetes.io/part-of"] == "hydatis-ml-scheduler"
@@ -736,30 +717,721 @@ def test_kustomize_build_is_valid_and_hardened(rendered, build):
             assert meta["namespace"] == NAMESPACE, f"{doc['kind']}/{meta['name']}"
         if (doc["apiVersion"], doc["kind"]) not in CUSTOM_KINDS:
             assert schema_error(doc) is None
+        else:
+            assert custom_kind_problems(doc) == [], f"{doc['kind']}/{meta['name']}"
         if doc["kind"] == "Deployment":
             assert deployment_problems(doc) == []
             labels = doc["spec"]["template"]["metadata"]["labels"]
             assert doc["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    if ISVC_FILE.exists():
+    if ISVC_FILE.exists() and build != "prometheus":
         assert len(_of_kind("InferenceService", docs)) == len(MODEL_URL_KEYS)
 
 
+# --- custom kinds, field by field --------------------------------------------------------
+
+KATIB_DIR = ROOT / "katib" / "manifests"
+KATIB_OBJECTIVE_TYPES = {"maximize", "minimize"}
+KATIB_PARAMETER_TYPES = {"int", "double", "categorical", "discrete"}
+
+
+def _isvc_problems(doc: dict[str, Any]) -> list[str]:
+    name = doc["metadata"]["name"]
+    predictor = doc.get("spec", {}).get("predictor")
+    if not isinstance(predictor, dict):
+        return [f"{name}: spec.predictor missing"]
+    problems = []
+    low, high = predictor.get("minReplicas"), predictor.get("maxReplicas")
+    if not (isinstance(low, int) and low >= 2):
+        problems.append(f"{name}: minReplicas {low!r} (need >= 2 for availability)")
+    if not (isinstance(high, int) and isinstance(low, int) and high >= low):
+        problems.append(f"{name}: maxReplicas {high!r} below minReplicas")
+    if not predictor.get("containers"):
+        problems.append(f"{name}: no predictor container")
+    if not predictor.get("serviceAccountName"):
+        problems.append(f"{name}: no serviceAccountName (would run as 'default')")
+    return problems
+
+
+def _experiment_problems(doc: dict[str, Any]) -> list[str]:
+    name = doc["metadata"]["name"]
+    spec = doc.get("spec", {})
+    problems = []
+    objective = spec.get("objective", {})
+    if objective.get("type") not in KATIB_OBJECTIVE_TYPES:
+        problems.append(f"{name}: objective.type {objective.get('type')!r}")
+    if not objective.get("objectiveMetricName"):
+        problems.append(f"{name}: no objective.objectiveMetricName")
+    if not spec.get("algorithm", {}).get("algorithmName"):
+        problems.append(f"{name}: no algorithm.algorithmName")
+    params = spec.get("parameters") or []
+    if not params:
+        problems.append(f"{name}: no parameters")
+    for p in params:
+        if p.get("parameterType") not in KATIB_PARAMETER_TYPES or "feasibleSpace" not in p:
+            problems.append(f"{name}: parameter {p.get('name')!r} type or feasibleSpace")
+    template = spec.get("trialTemplate", {})
+    for key in ("primaryContainerName", "trialParameters", "trialSpec"):
+        if key not in template:
+            problems.append(f"{name}: trialTemplate.{key} missing")
+    counts = [spec.get(k) for k in ("parallelTrialCount", "maxTrialCount")]
+    if not all(isinstance(c, int) and c > 0 for c in counts) or counts[0] > counts[1]:
+        problems.append(f"{name}: parallelTrialCount/maxTrialCount {counts}")
+    return problems
+
+
+def custom_kind_problems(doc: dict[str, Any]) -> list[str]:
+    """Field checks of a kind with no built-in schema (empty: it passes)."""
+    key = (doc.get("apiVersion"), doc.get("kind"))
+    if key == ("serving.kserve.io/v1beta1", "InferenceService"):
+        return _isvc_problems(doc)
+    if key == ("kubeflow.org/v1beta1", "Experiment"):
+        return _experiment_problems(doc)
+    return [f"{key} has no field checker"]
+
+
+@pytest.mark.parametrize("path", sorted(KATIB_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_katib_experiment_passes_the_field_checks(path):
+    for doc in _docs(path):
+        assert custom_kind_problems(doc) == []
+
+
 @pytest.mark.parametrize(
-    ("build", "shim_replicas", "scheduler_replicas", "mode", "percent"),
-    [("base", 2, 2, None, None), ("dev", 1, 1, "active", "100"), ("prod", 3, 2, "shadow", "100")],
-    ids=["base-shadow-by-file", "dev-active-everywhere", "prod-starts-in-shadow"],
+    ("kind", "break_it", "expected"),
+    [
+        ("Experiment", lambda d: d["spec"]["objective"].update(type="best"), "objective.type"),
+        ("Experiment", lambda d: d["spec"].pop("trialTemplate"), "trialTemplate"),
+        ("InferenceService", lambda d: d["spec"]["predictor"].update(minReplicas=1), "minReplicas"),
+        ("InferenceService", lambda d: d["spec"]["predictor"].pop("containers"), "container"),
+    ],
+    ids=["katib-objective", "katib-no-template", "isvc-one-replica", "isvc-no-container"],
 )
-def test_kustomize_build_rollout(rendered, build, shim_replicas, scheduler_replicas, mode, percent):
+def test_custom_kind_checks_catch(rendered, kind, break_it, expected):
+    if kind == "Experiment":
+        doc = _docs(sorted(KATIB_DIR.glob("*.yaml"))[0])[0]
+    else:
+        doc = copy.deepcopy(_of_kind("InferenceService", rendered["prod"])[0])
+    break_it(doc)
+    assert expected in "\n".join(custom_kind_problems(doc))
+
+
+# --- overlays: size, rollout, log level -------------------------------------------------
+
+_CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
+_MEM = re.compile(r"^(\d+)(Ki|Mi|Gi|Ti)?$")
+
+
+def cpu_cores(q: str | int | float) -> float:
+    """Cores in a CPU quantity ("250m", "1", 2)."""
+    m = _CPU.match(str(q))
+    assert m, f"not a CPU quantity: {q!r}"
+    return float(m[1]) / (1000 if m[2] else 1)
+
+
+def mem_bytes(q: str | int) -> int:
+    """Bytes in a memory quantity ("512Mi", "2Gi")."""
+    m = _MEM.match(str(q))
+    assert m, f"not a memory quantity: {q!r}"
+    return int(m[1]) * {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}[m[2]]
+
+
+def test_quantity_parsers():
+    assert (cpu_cores("250m"), cpu_cores("2"), cpu_cores(1)) == (0.25, 2.0, 1.0)
+    assert (mem_bytes("512Mi"), mem_bytes("1Gi")) == (512 * 2**20, 2**30)
+
+
+def _container(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    (c,) = [c for c in doc["spec"]["template"]["spec"]["containers"] if c["name"] == name]
+    return c
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+# overlay: scheduler replicas, shim replicas, mode, rollout %, shim log level, --v
+OVERLAY_TABLE = {
+    "dev": (2, 1, "active", "100", "debug", "--v=4"),
+    "staging": (2, 2, "active", "50", "info", "--v=3"),
+    "prod": (3, 3, "active", "10", "info", "--v=2"),
+}
+
+
+@pytest.mark.parametrize("build", OVERLAYS)
+def test_overlay_replicas_rollout_and_log_level(rendered, build):
+    sched_n, shim_n, mode, percent, level, verbosity = OVERLAY_TABLE[build]
     docs = rendered[build]
     shim = _find("Deployment", SHIM_SERVICE, docs)
-    assert shim["spec"]["replicas"] == shim_replicas
-    assert _find("Deployment", SCHEDULER_NAME, docs)["spec"]["replicas"] == scheduler_replicas
-    (container,) = shim["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: e.get("value") for e in container.get("env", [])}
-    assert env.get("HYDATIS_SHIM_MODE") == mode
-    assert env.get("HYDATIS_SHIM_ROLLOUT_PERCENT") == percent
+    sched = _find("Deployment", SCHEDULER_NAME, docs)
+    assert (sched["spec"]["replicas"], shim["spec"]["replicas"]) == (sched_n, shim_n)
+    env = _env(_container(shim, "shim"))
+    assert (env["HYDATIS_SHIM_MODE"], env["HYDATIS_SHIM_ROLLOUT_PERCENT"]) == (mode, percent)
+    assert env["HYDATIS_LOG_LEVEL"] == level
     assert "HYDATIS_SHIM_REDIS_URL" in env  # the patch adds to the base's env
-    for pdb in _of_kind("PodDisruptionBudget", docs):
-        replicas = _find("Deployment", pdb["metadata"]["name"], docs)["spec"]["replicas"]
+    command = _container(sched, "kube-scheduler")["command"]
+    assert [a for a in command if a.startswith("--v=")] == [verbosity]
+
+
+@pytest.mark.parametrize(
+    ("build", "check"),
+    [
+        ("dev", lambda share: share == 100),
+        ("staging", lambda share: 10 <= share <= 50),
+        ("prod", lambda share: share == 10),
+    ],
+    ids=["dev-everything", "staging-10-to-50", "prod-starts-at-10"],
+)
+def test_overlay_rollout_share_is_its_stage(rendered, build, check):
+    env = _env(_container(_find("Deployment", SHIM_SERVICE, rendered[build]), "shim"))
+    share = float(env["HYDATIS_SHIM_ROLLOUT_PERCENT"])
+    if env["HYDATIS_SHIM_MODE"] == "shadow":
+        share = 0.0
+    assert check(share), f"{build}: {env['HYDATIS_SHIM_MODE']} {share} %"
+
+
+def test_log_level_is_one_the_extender_accepts(rendered):
+    from scheduler_shim.server import add_arguments
+
+    for build in OVERLAYS:
+        env = _env(_container(_find("Deployment", SHIM_SERVICE, rendered[build]), "shim"))
+        argv = ["--log-level", env["HYDATIS_LOG_LEVEL"]]
+        assert add_arguments(argparse.ArgumentParser()).parse_args(argv).log_level
+
+
+@pytest.mark.parametrize("deployment", [(SHIM_SERVICE, "shim"), (SCHEDULER_NAME, "kube-scheduler")])
+def test_overlay_resources_grow_from_dev_to_prod(rendered, deployment):
+    name, container = deployment
+    sizes = []
+    for build in OVERLAYS:
+        res = _container(_find("Deployment", name, rendered[build]), container)["resources"]
+        sizes.append(
+            (
+                cpu_cores(res["requests"]["cpu"]),
+                mem_bytes(res["requests"]["memory"]),
+                mem_bytes(res["limits"]["memory"]),
+            )
+        )
+    for smaller, larger in itertools.pairwise(sizes):
+        assert all(a <= b for a, b in zip(smaller, larger, strict=True)), sizes
+    assert sizes[0] != sizes[-1]
+    for _, request, limit in sizes:
+        assert request <= limit
+
+
+# --- high availability ------------------------------------------------------------------
+
+HOST, ZONE = "kubernetes.io/hostname", "topology.kubernetes.io/zone"
+
+
+def _ksc_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return yaml.safe_load(_find("ConfigMap", "ml-scheduler-config", docs)["data"]["config.yaml"])
+
+
+def _anti_affinity(dep: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(required, preferred) topology keys of the Deployment's anti-affinity to itself."""
+    pod = dep["spec"]["template"]
+    own = pod["metadata"]["labels"]
+    anti = pod["spec"].get("affinity", {}).get("podAntiAffinity", {})
+    required = {
+        t["topologyKey"]
+        for t in anti.get("requiredDuringSchedulingIgnoredDuringExecution", [])
+        if t["labelSelector"]["matchLabels"].items() <= own.items()
+    }
+    preferred = {
+        t["podAffinityTerm"]["topologyKey"]
+        for t in anti.get("preferredDuringSchedulingIgnoredDuringExecution", [])
+        if t["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= own.items()
+    }
+    return required, preferred
+
+
+@pytest.mark.parametrize("build", ["base", *OVERLAYS])
+def test_scheduler_is_highly_available(rendered, build):
+    docs = rendered[build]
+    dep = _find("Deployment", SCHEDULER_NAME, docs)
+    assert 2 <= dep["spec"]["replicas"] <= 3
+    if build == "prod":
+        assert dep["spec"]["replicas"] == 3
+    le = _ksc_of(docs)["leaderElection"]
+    assert le["leaderElect"] is True and le.get("resourceLock", "leases") == "leases"
+    assert (le["resourceNamespace"], le["resourceName"]) == (NAMESPACE, SCHEDULER_NAME)
+    role = _find("Role", "ml-scheduler-leader-election", docs)
+    assert role["metadata"]["namespace"] == le["resourceNamespace"]
+    (rule,) = role["rules"]
+    assert rule["resourceNames"] == [le["resourceName"]]
+    assert rule["apiGroups"] == ["coordination.k8s.io"] and rule["resources"] == ["leases"]
+
+
+@pytest.mark.parametrize("build", ["base", *OVERLAYS])
+@pytest.mark.parametrize("name", [SCHEDULER_NAME, SHIM_SERVICE])
+def test_replicas_spread_over_nodes_and_zones(rendered, build, name):
+    dep = _find("Deployment", name, rendered[build])
+    required, preferred = _anti_affinity(dep)
+    assert {HOST, ZONE} <= preferred | required
+    if build == "prod":
+        assert HOST in required, "prod: two replicas must never share a node"
+    spread = dep["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert any(c["topologyKey"] == ZONE for c in spread)
+
+
+@pytest.mark.parametrize("build", ["base", *OVERLAYS])
+def test_every_replicated_workload_has_a_disruption_budget(rendered, build):
+    docs = rendered[build]
+    pdbs = _of_kind("PodDisruptionBudget", docs)
+    for dep in _of_kind("Deployment", docs):
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        (pdb,) = [p for p in pdbs if p["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        replicas = dep["spec"]["replicas"]
         if "minAvailable" in pdb["spec"]:
-            assert pdb["spec"]["minAvailable"] < replicas, "a drain could never evict"
+            assert 1 <= pdb["spec"]["minAvailable"] < replicas, dep["metadata"]["name"]
+        else:
+            assert pdb["spec"]["maxUnavailable"] >= 1
+    for isvc in _of_kind("InferenceService", docs):
+        # KServe labels the predictor's pods with the InferenceService's name.
+        selector = {"serving.kserve.io/inferenceservice": isvc["metadata"]["name"]}
+        (pdb,) = [p for p in pdbs if p["spec"]["selector"]["matchLabels"] == selector]
+        assert pdb["spec"]["minAvailable"] < isvc["spec"]["predictor"]["minReplicas"]
+
+
+@pytest.mark.parametrize("build", ["staging", "prod"])
+def test_extender_runs_several_stateless_replicas(rendered, build):
+    docs = rendered[build]
+    dep = _find("Deployment", SHIM_SERVICE, docs)
+    assert dep["spec"]["replicas"] >= 2
+    assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    service = _find("Service", SHIM_SERVICE, docs)
+    assert (
+        service["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert "sessionAffinity" not in service["spec"] or service["spec"]["sessionAffinity"] == "None"
+    pod = dep["spec"]["template"]["spec"]
+    for volume in pod["volumes"]:
+        assert "persistentVolumeClaim" not in volume, "the extender keeps no state of its own"
+    redis = _env(_container(dep, "shim"))["HYDATIS_SHIM_REDIS_URL"]
+    assert redis["secretKeyRef"]["optional"] is True  # sharing through Redis is optional
+
+
+@pytest.mark.parametrize("build", ["base", *OVERLAYS])
+def test_model_servers_run_at_least_two_replicas(rendered, build):
+    isvcs = _of_kind("InferenceService", rendered[build])
+    assert len(isvcs) == len(MODEL_URL_KEYS)
+    for isvc in isvcs:
+        assert isvc["spec"]["predictor"]["minReplicas"] >= 2
+
+
+# --- TLS between the scheduler and the extender (prod) ----------------------------------
+
+TLS_SECRET = "hydatis-shim-tls"
+
+
+def _secret_mount(pod: dict[str, Any], container: dict[str, Any], path: str) -> dict[str, Any]:
+    """The Secret volume mounted over ``path`` in ``container`` (the file's key checked)."""
+    file = PurePosixPath(path)
+    (mount,) = [
+        m for m in container["volumeMounts"] if PurePosixPath(m["mountPath"]) == file.parent
+    ]
+    assert mount.get("readOnly") is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    secret = volume["secret"]
+    assert file.name in [i["path"] for i in secret["items"]]
+    return secret
+
+
+def test_prod_scheduler_calls_the_extender_over_verified_tls(rendered):
+    base, prod = _ksc_of(rendered["base"]), _ksc_of(rendered["prod"])
+    (ext,) = prod["extenders"]
+    assert ext["enableHTTPS"] is True and urlsplit(ext["urlPrefix"]).scheme == "https"
+    tls = ext["tlsConfig"]
+    assert tls["insecure"] is False and tls.get("caFile")
+    host = urlsplit(ext["urlPrefix"]).hostname
+    assert tls["serverName"] == host == f"{SHIM_SERVICE}.{NAMESPACE}.svc"
+    # Nothing else differs from the base's configuration.
+    stripped = copy.deepcopy(prod)
+    (e,) = stripped["extenders"]
+    e.pop("tlsConfig")
+    e["enableHTTPS"] = False
+    e["urlPrefix"] = e["urlPrefix"].replace("https://", "http://", 1)
+    assert stripped == base
+    # The CA file is there: only ca.crt of the extender's Secret, never its key.
+    dep = _find("Deployment", SCHEDULER_NAME, rendered["prod"])
+    pod = dep["spec"]["template"]["spec"]
+    secret = _secret_mount(pod, _container(dep, "kube-scheduler"), tls["caFile"])
+    assert secret["secretName"] == TLS_SECRET
+    assert [i["key"] for i in secret["items"]] == ["ca.crt"]
+
+
+def test_prod_extender_serves_https_with_the_mounted_certificate(rendered):
+    dep = _find("Deployment", SHIM_SERVICE, rendered["prod"])
+    pod = dep["spec"]["template"]["spec"]
+    shim = _container(dep, "shim")
+    env = _env(shim)
+    for key in ("HYDATIS_SHIM_TLS_CERT_FILE", "HYDATIS_SHIM_TLS_KEY_FILE"):
+        assert _secret_mount(pod, shim, env[key])["secretName"] == TLS_SECRET
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert shim[probe]["httpGet"]["scheme"] == "HTTPS", probe
+    assert dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scheme"] == "https"
+
+
+@pytest.mark.parametrize("build", ["base", "dev", "staging"])
+def test_other_builds_stay_on_plain_http(rendered, build):
+    (ext,) = _ksc_of(rendered[build])["extenders"]
+    assert ext["enableHTTPS"] is False and "tlsConfig" not in ext
+    env = _env(_container(_find("Deployment", SHIM_SERVICE, rendered[build]), "shim"))
+    assert not {"HYDATIS_SHIM_TLS_CERT_FILE", "HYDATIS_SHIM_TLS_KEY_FILE"} & set(env)
+
+
+# --- network policy: default deny, then exactly the allowed edges -----------------------
+
+# Every pod the policies may name: (component, namespace, pod labels).
+MODELS = sorted(MODEL_URL_KEYS.values())
+UNIVERSE = [
+    ("scheduler", NAMESPACE, {"app.kubernetes.io/name": "ml-scheduler",
+                              "app.kubernetes.io/component": "scheduler"}),
+    ("shim", NAMESPACE, {"app.kubernetes.io/name": "hydatis-shim",
+                         "app.kubernetes.io/component": "extender"}),
+    ("remediation", NAMESPACE, {"app.kubernetes.io/name": "hydatis-remediation",
+                                "app.kubernetes.io/component": "remediation"}),
+    *[(m, NAMESPACE, {"serving.kserve.io/inferenceservice": m}) for m in MODELS],
+    ("redis", NAMESPACE, {"app.kubernetes.io/name": "redis"}),
+    ("other-pod", NAMESPACE, {"app.kubernetes.io/name": "something-else"}),
+    ("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"}),
+    ("alertmanager", "monitoring", {"app.kubernetes.io/name": "alertmanager"}),
+    ("mlflow", "mlflow", {"app.kubernetes.io/name": "mlflow"}),
+    ("kube-dns", "kube-system", {"k8s-app": "kube-dns"}),
+    ("stranger", "default", {"app": "stranger"}),
+]  # fmt: skip
+OURS = ["scheduler", "shim", "remediation", *MODELS]
+API = "ipBlock:0.0.0.0/0"
+DNS = {(c, "kube-dns", proto, 53) for c in OURS for proto in ("UDP", "TCP")}
+ALLOWED_EDGES = DNS | {
+    ("scheduler", "shim", "TCP", 8888),
+    ("prometheus", "shim", "TCP", 8888),
+    ("prometheus", "scheduler", "TCP", 10259),
+    ("scheduler", API, "TCP", 443),
+    ("scheduler", API, "TCP", 6443),
+    ("shim", "redis", "TCP", 6379),
+    ("shim", "prometheus", "TCP", 9090),
+    *[("shim", m, "TCP", 8080) for m in MODELS],
+    *[("prometheus", m, "TCP", 8080) for m in MODELS],
+    ("alertmanager", "remediation", "TCP", 9095),
+    ("prometheus", "remediation", "TCP", 9095),
+    ("remediation", API, "TCP", 443),
+    ("remediation", API, "TCP", 6443),
+    ("remediation", "prometheus", "TCP", 9090),
+    ("remediation", "mlflow", "TCP", 5000),
+}
+
+
+def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """Whether a LabelSelector matches ``labels`` (None: matches nothing)."""
+    if selector is None:
+        return False
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expr in selector.get("matchExpressions", []):
+        op, key, values = expr["operator"], expr["key"], expr.get("values", [])
+        ok = {
+            "In": labels.get(key) in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def _peers(peer: dict[str, Any], policy_ns: str) -> list[str]:
+    if "ipBlock" in peer:
+        return [f"ipBlock:{peer['ipBlock']['cidr']}"]
+    ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector", {})
+    found = []
+    for name, ns, labels in UNIVERSE:
+        ns_ok = (
+            ns == policy_ns
+            if ns_sel is None
+            else _selects(ns_sel, {"kubernetes.io/metadata.name": ns})
+        )
+        if ns_ok and _selects(pod_sel, labels):
+            found.append(name)
+    return found or [f"nothing-known:{peer}"]
+
+
+def network_edges(docs: list[dict[str, Any]]) -> set[tuple[str, str, str, int | str]]:
+    """Every (source, destination, protocol, port) the NetworkPolicies allow between the
+    pods of UNIVERSE (an unnamed peer or port shows up as such, and fails the table)."""
+    edges = set()
+    for policy in _of_kind("NetworkPolicy", docs):
+        spec, ns = policy["spec"], policy["metadata"]["namespace"]
+        selected = [
+            n for n, pns, labels in UNIVERSE if pns == ns and _selects(spec["podSelector"], labels)
+        ]
+        for direction in ("ingress", "egress"):
+            for rule in spec.get(direction, []):
+                key = "from" if direction == "ingress" else "to"
+                peers = [
+                    p
+                    for peer in rule.get(key, [{"any": 1}])
+                    for p in (_peers(peer, ns) if "any" not in peer else ["anywhere"])
+                ]
+                ports = [
+                    (p.get("protocol", "TCP"), p.get("port", "any"))
+                    for p in rule.get("ports", [{}])
+                ]
+                for me in selected:
+                    for other in peers:
+                        for proto, port in ports:
+                            src, dst = (other, me) if direction == "ingress" else (me, other)
+                            edges.add((src, dst, proto, port))
+    return edges
+
+
+def _with_remediation(rendered: dict, build: str) -> list[dict[str, Any]]:
+    return rendered[build] + rendered["prometheus"]
+
+
+@pytest.mark.parametrize("build", OVERLAYS)
+def test_network_policies_allow_exactly_the_named_edges(rendered, build):
+    edges = network_edges(_with_remediation(rendered, build))
+    ours = {e for e in edges if e[0] in OURS or e[1] in OURS}
+    assert ours - ALLOWED_EDGES == set(), "allowed but not in the table"
+    assert ALLOWED_EDGES - ours == set(), "in the table but not allowed"
+    # Any other pod of the namespace may resolve names, and nothing more.
+    others = {e for e in edges if "stranger" in e or "other-pod" in e}
+    assert others == {("other-pod", "kube-dns", proto, 53) for proto in ("UDP", "TCP")}
+
+
+@pytest.mark.parametrize("build", OVERLAYS)
+def test_default_deny_covers_every_pod(rendered, build):
+    policies = _of_kind("NetworkPolicy", _with_remediation(rendered, build))
+    deny = [
+        p
+        for p in policies
+        if p["spec"]["podSelector"] == {}
+        and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    assert len(deny) == 1, "one default-deny policy for the namespace"
+    for name in OURS:
+        (labels,) = [lab for n, _, lab in UNIVERSE if n == name]
+        own = [
+            p
+            for p in policies
+            if p["spec"]["podSelector"] and _selects(p["spec"]["podSelector"], labels)
+        ]
+        assert own, f"{name}: no policy of its own"
+        for rule in (r for p in own for d in ("ingress", "egress") for r in p["spec"].get(d, [])):
+            assert rule.get("ports"), f"{name}: a rule opens every port"
+            assert rule.get("from", rule.get("to")), f"{name}: a rule admits any peer"
+
+
+def test_edge_check_catches_an_open_rule(rendered):
+    docs = copy.deepcopy(_with_remediation(rendered, "prod"))
+    policy = _find("NetworkPolicy", "hydatis-shim", docs)
+    policy["spec"]["ingress"].append({"ports": [{"protocol": "TCP", "port": 8888}]})
+    edges = network_edges(docs)
+    assert ("anywhere", "shim", "TCP", 8888) in edges
+    assert {e for e in edges if e[0] in OURS or e[1] in OURS} - ALLOWED_EDGES
+
+
+# --- one identity per component --------------------------------------------------------
+
+# component -> (ServiceAccount, needs an API token)
+IDENTITIES = {
+    "scheduler": ("ml-scheduler", True),
+    "extender": ("hydatis-shim", False),
+    "remediation": ("hydatis-remediation", True),
+    "model-server": ("hydatis-model-server", False),
+    "pipeline": ("hydatis-pipeline", True),
+}
+
+
+def _pod_identities(docs: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Workload name -> (its ServiceAccount, its pod spec)."""
+    out = {}
+    for dep in _of_kind("Deployment", docs):
+        pod = dep["spec"]["template"]["spec"]
+        out[dep["metadata"]["name"]] = (pod.get("serviceAccountName", "default"), pod)
+    for isvc in _of_kind("InferenceService", docs):
+        pod = isvc["spec"]["predictor"]
+        out[isvc["metadata"]["name"]] = (pod.get("serviceAccountName", "default"), pod)
+    return out
+
+
+@pytest.mark.parametrize("build", OVERLAYS)
+def test_each_component_runs_as_its_own_service_account(rendered, build):
+    docs = _with_remediation(rendered, build)
+    accounts = {d["metadata"]["name"]: d for d in _of_kind("ServiceAccount", docs)}
+    assert {sa for sa, _ in IDENTITIES.values()} <= set(accounts)
+    expected = {
+        SCHEDULER_NAME: "ml-scheduler",
+        SHIM_SERVICE: "hydatis-shim",
+        "hydatis-remediation": "hydatis-remediation",
+        **{m: "hydatis-model-server" for m in MODELS},
+    }
+    found = {name: sa for name, (sa, _) in _pod_identities(docs).items()}
+    assert found == expected
+    for sa, needs_token in IDENTITIES.values():
+        mounts = accounts[sa].get("automountServiceAccountToken", True)
+        pods = [pod for s, pod in _pod_identities(docs).values() if s == sa]
+        effective = [pod.get("automountServiceAccountToken", mounts) for pod in pods] or [mounts]
+        assert all(e is needs_token for e in effective), f"{sa}: token mounted {effective}"
+
+
+# --- hardening of every pod, writable paths ---------------------------------------------
+
+
+def writable_path_problems(name: str, pod: dict[str, Any]) -> list[str]:
+    """Mounts a container may write must be emptyDir; Secret and ConfigMap mounts read-only."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    problems = []
+    for c in pod.get("initContainers", []) + pod["containers"]:
+        for m in c.get("volumeMounts", []):
+            volume = volumes[m["name"]]
+            where = f"{name}/{c['name']}:{m['mountPath']}"
+            if ("secret" in volume or "configMap" in volume) and m.get("readOnly") is not True:
+                problems.append(f"{where}: Secret/ConfigMap mount not readOnly")
+            if not m.get("readOnly") and "emptyDir" not in volume:
+                problems.append(f"{where}: writable and not an emptyDir")
+    return problems
+
+
+def test_writable_path_check_catches_a_writable_config_mount():
+    pod = {
+        "containers": [{"name": "c", "volumeMounts": [{"name": "cfg", "mountPath": "/etc/x"}]}],
+        "volumes": [{"name": "cfg", "configMap": {"name": "x"}}],
+    }
+    problems = "\n".join(writable_path_problems("p", pod))
+    assert "not readOnly" in problems and "not an emptyDir" in problems
+
+
+@pytest.mark.parametrize("build", OVERLAYS)
+def test_every_pod_is_hardened_and_writes_only_to_empty_dirs(rendered, build):
+    for name, (_, pod) in _pod_identities(_with_remediation(rendered, build)).items():
+        fake = {"metadata": {"name": name}, "spec": {"template": {"spec": pod}}}
+        assert deployment_problems(fake) == []
+        assert writable_path_problems(name, pod) == []
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add")
+
+
+# --- no secret values in any manifest ---------------------------------------------------
+
+SECRET_KEY = re.compile(
+    r"(password|passwd|secret|token|api[_-]?key|access[_-]?key|credential|private[_-]?key)",
+    re.IGNORECASE,
+)
+# Keys that name where a secret is, never a secret itself.
+REFERENCE_KEYS = {
+    "secretName", "secretKeyRef", "secretRef", "credentials_file", "webhook_token_file",
+    "automountServiceAccountToken", "serviceAccountToken", "tls_cert_file", "tls_key_file",
+}  # fmt: skip
+SECRET_TEXT = [
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"AKIA[0-9A-Z]{16}"),
+    re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@"),  # user:password@ in a URL
+    re.compile(r"(?i)authorization:\s*(bearer|basic)\s+\S+"),
+    re.compile(r"(?i)\b(credentials|bearer_token|password):\s*['\"]?[^\s'\"/][^\s'\"]*"),
+]
+
+
+def _is_reference(value: str) -> bool:
+    return value.startswith("/") or value in ("", "null")
+
+
+def secret_findings(docs: list[dict[str, Any]]) -> list[str]:
+    """Secret-looking values in rendered manifests: Secret objects, secret-named keys or
+    env variables holding a literal, private keys, credentials in URLs, inline tokens
+    (in the YAML and in files embedded in ConfigMaps)."""
+    findings = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            name = node.get("name")
+            if (
+                isinstance(name, str)
+                and SECRET_KEY.search(name)
+                and isinstance(node.get("value"), str)
+                and not _is_reference(node["value"])
+            ):
+                findings.append(f"{where}: {name} holds a literal value")
+            for key, value in node.items():
+                if (
+                    isinstance(key, str)
+                    and key not in REFERENCE_KEYS
+                    and SECRET_KEY.search(key)
+                    and isinstance(value, str)
+                    and not _is_reference(value)
+                ):
+                    findings.append(f"{where}.{key}: a secret-like key holds a literal value")
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{where}[{i}]")
+        elif isinstance(node, str):
+            for pattern in SECRET_TEXT:
+                if pattern.search(node):
+                    findings.append(f"{where}: matches {pattern.pattern}")
+            if "\n" in node:  # an embedded file: walk it as YAML too
+                try:
+                    embedded = yaml.safe_load(node)
+                except yaml.YAMLError:
+                    embedded = None
+                if isinstance(embedded, dict | list):
+                    walk(embedded, f"{where}(embedded)")
+
+    for doc in docs:
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] == "Secret":
+            findings.append(f"{where}: a Secret object in the manifests")
+        walk(doc, where)
+    return findings
+
+
+@pytest.mark.parametrize("build", ["base", *OVERLAYS, "prometheus"])
+def test_no_secret_values_in_rendered_manifests(rendered, build):
+    assert secret_findings(rendered[build]) == []
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        {"kind": "Secret", "metadata": {"name": "s"}, "stringData": {"url": "x"}},
+        {
+            "kind": "ConfigMap",
+            "metadata": {"name": "c"},
+            "data": {"app.yaml": "db:\n  password: hunter2\n"},
+        },
+        {
+            "kind": "ConfigMap",
+            "metadata": {"name": "c"},
+            "data": {"url": "redis://u:pw@redis:6379/0"},
+        },
+        {
+            "kind": "ConfigMap",
+            "metadata": {"name": "c"},
+            "data": {"key.pem": "-----BEGIN RSA PRIVATE KEY-----\nx"},
+        },
+        {
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {"env": [{"name": "API_TOKEN", "value": "abc"}]},
+        },
+        {
+            "kind": "ConfigMap",
+            "metadata": {"name": "c"},
+            "data": {"am.yml": "authorization:\n  credentials: abc\n"},
+        },
+    ],
+    ids=[
+        "secret-object",
+        "embedded-password",
+        "url-userinfo",
+        "private-key",
+        "env-token",
+        "inline-credentials",
+    ],
+)
+def test_secret_check_catches(planted):
+    assert secret_findings([planted]) != []
