@@ -158,10 +158,8 @@ class NodeStateFeed:
         return out
 
     def pod_totals(self, view: ClusterView) -> PodTotals:
-        """What the pods on each node add up to now, exactly as the simulator knows it.
-
-        Limits are not tracked per node by the view, so the limit ratios stay NaN.
-        """
+        """What the pods on each node add up to now, exactly as the simulator knows it
+        (limits unset count 0, as in the offline features)."""
         n = view.n_nodes
         sample = self.sample_time_s()
         bound = np.zeros(n, dtype=np.int64)
@@ -175,6 +173,8 @@ class NodeStateFeed:
             mem_requested=view.req_mem / GIB,
             pod_count=view.pod_count,
             bound_since_sample=bound,
+            cpu_limit=view.lim_cpu / 1000.0,
+            mem_limit=view.lim_mem / GIB,
         )
 
     def rows(self, view: ClusterView) -> np.ndarray:

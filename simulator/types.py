@@ -266,6 +266,8 @@ class ClusterView:
         pod_count, max_pods: pods bound to each node and the node's pod limit.
         metrics: the (lagged) load metrics.
         bindings: the scheduler's record of its own recent bindings.
+        lim_cpu, lim_mem: sum of the limits of the pods bound to each node (unset = 0,
+            as the offline features count them): the node-state feed's limit ratios.
     """
 
     now: float
@@ -281,6 +283,15 @@ class ClusterView:
     max_pods: np.ndarray
     metrics: NodeMetrics
     bindings: BindingLog = field(default_factory=BindingLog)
+    lim_cpu: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    lim_mem: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __post_init__(self) -> None:
+        n = self.cap_cpu.size
+        if self.lim_cpu.size != n:
+            self.lim_cpu = np.zeros(n, dtype=np.int64)
+        if self.lim_mem.size != n:
+            self.lim_mem = np.zeros(n, dtype=np.int64)
 
     @property
     def n_nodes(self) -> int:
@@ -318,6 +329,8 @@ class ClusterView:
         self.nz_req_cpu[node] += pod.nz_cpu_req
         self.nz_req_mem[node] += pod.nz_mem_req
         self.pod_count[node] += 1
+        self.lim_cpu[node] += pod.cpu_limit or 0
+        self.lim_mem[node] += pod.mem_limit or 0
         self.bindings.append(self.now, node, pod)
 
     def unbind(self, pod: PodSpec, node: int) -> None:
@@ -327,6 +340,8 @@ class ClusterView:
         self.nz_req_cpu[node] -= pod.nz_cpu_req
         self.nz_req_mem[node] -= pod.nz_mem_req
         self.pod_count[node] -= 1
+        self.lim_cpu[node] -= pod.cpu_limit or 0
+        self.lim_mem[node] -= pod.mem_limit or 0
 
 
 def fit_filter(pod: PodSpec, view: ClusterView) -> np.ndarray:

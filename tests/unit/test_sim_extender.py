@@ -474,6 +474,8 @@ def test_feed_rows_carry_exact_requests_and_recent_bindings() -> None:
     view.bindings.append(500.0, 0, POD)  # before the sample: already in it
     view.bindings.append(570.0, 1, POD)  # after: the metrics do not show it yet
     view.pod_count[:] = [3, 5]
+    view.lim_cpu[:] = [4_000, 0]  # limits unset count 0, as in the offline features
+    view.lim_mem[:] = [8 * GIB, 0]
     feed = NodeStateFeed(["a", "b"], view.cap_cpu, view.cap_mem, epoch_s=1_704_067_200.0)
     row = dict(zip(feature_names(), feed.rows(view).T, strict=True))
     np.testing.assert_allclose(row["cpu_util"], [0.25, 0.5])
@@ -482,7 +484,8 @@ def test_feed_rows_carry_exact_requests_and_recent_bindings() -> None:
     np.testing.assert_allclose(row["pod_count"], [3, 5])
     np.testing.assert_allclose(row["pods_bound_since_sample"], [0, 1])
     np.testing.assert_allclose(row["metric_age_s"], [60.0, 60.0])
-    assert np.isnan(row["cpu_limit_ratio"]).all()  # limits are not tracked per node
+    np.testing.assert_allclose(row["cpu_limit_ratio"], [0.125, 0.0])
+    np.testing.assert_allclose(row["mem_limit_ratio"], [0.0625, 0.0])
     assert not feed.observe(view)  # the same sample is not appended twice
     payload = feed.payload(view)
     assert payload["time"] == 1_704_067_800.0
@@ -498,3 +501,16 @@ def test_push_errors_are_counted_and_scheduling_goes_on(ext: FakeExtender) -> No
     result = simulate(workload, sched, seed=0, config=SimConfig(horizon_s=900.0))
     assert result.placements == 24
     assert sched.counts["push_errors"] >= 1 and sched.counts["pushes"] == 0
+
+
+def test_view_sums_pod_limits_as_pods_come_and_go() -> None:
+    from simulator.types import ClusterView, PodSpec
+
+    view = ClusterView.empty(np.array([8_000, 8_000]), np.array([16 * GIB, 16 * GIB]))
+    limited = PodSpec("a", 500, GIB, 2_000, 2 * GIB, 0, "Burstable")
+    unlimited = PodSpec("b", 500, GIB, None, None, 0, "Burstable")
+    view.bind(limited, 1)
+    view.bind(unlimited, 1)
+    assert view.lim_cpu.tolist() == [0, 2_000] and view.lim_mem.tolist() == [0, 2 * GIB]
+    view.unbind(limited, 1)
+    assert view.lim_cpu.tolist() == [0, 0] and view.lim_mem.tolist() == [0, 0]
