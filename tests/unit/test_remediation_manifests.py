@@ -59,9 +59,9 @@ def test_rbac_grants_exactly_the_calls_made() -> None:
     }
     assert cluster == {
         (("",), ("nodes",)): {"get", "list", "patch"},
-        (("",), ("pods",)): {"get", "list"},
+        (("",), ("pods",)): {"list"},
         (("",), ("pods/eviction",)): {"create"},
-        (("policy",), ("poddisruptionbudgets",)): {"get", "list"},
+        (("policy",), ("poddisruptionbudgets",)): {"list"},
     }
     role = find("Role")["rules"]
     assert {(r["resources"][0], tuple(r["resourceNames"])) for r in role} == {
