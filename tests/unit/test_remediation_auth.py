@@ -1,7 +1,7 @@
 """The remediation webhook's bearer token, on the real Starlette app in-process: which
 requests get through, what a refusal looks like, the token from the environment or from
 a (rotating) file, and the settings that are refused. Alertmanager sending the token from
-its ``credentials_file``: tests/integration/test_remediation_auth.py."""
+its ``credentials_file``: tests/integration/test_alertmanager_webhook_auth.py."""
 
 from __future__ import annotations
 
