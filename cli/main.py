@@ -111,6 +111,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator.compare import run_comparison
     from simulator.engine import SimConfig
     from simulator.report import render_table, write_html, write_results
+    from simulator.schedulers import ML_VARIANTS
 
     if args.dataset is not None:
         knobs = {
@@ -142,7 +143,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     console.print(f"[bold]Dataset:[/] {description}")
     scheduler_params: dict[str, dict[str, Any]] = {}
     with ExitStack() as stack:
-        if "ml" in names:
+        ml_names = [n for n in names if n in ML_VARIANTS]
+        if ml_names:
             from cli.ml_stack import ml_stack
             from simulator.node_state import scheduler_context
 
@@ -151,13 +153,25 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 "usage_scale": args.usage_scale,
                 "synthetic": args.synthetic,
             }
-            ml = stack.enter_context(ml_stack(seed=args.seed, knobs=knobs, progress=console.print))
+            ml = stack.enter_context(
+                ml_stack(
+                    seed=args.seed,
+                    knobs=knobs,
+                    variants=tuple(ml_names),
+                    progress=console.print,
+                )
+            )
             console.print(f"[bold]ML scheduler:[/] extender {ml.url}; models {ml.sources}")
-            scheduler_params["ml"] = {"url": ml.url, **scheduler_context(ds)}
+            context = scheduler_context(ds)
+            for name in ml_names:
+                scheduler_params[name] = {"url": ml.variant_urls[name], **context}
             if recorder is not None:
                 from simulator.metrics_export import ml_stack_targets
 
-                recorder.targets = {"ml": ml_stack_targets(ml.url, ml.model_urls)}
+                recorder.targets = {
+                    name: ml_stack_targets(ml.variant_urls[name], ml.model_urls)
+                    for name in ml_names
+                }
         with _progress() as progress:
             tasks = {n: progress.add_task(n, total=1.0) for n in names}
 

@@ -44,6 +44,7 @@ from hydatis.config import work_dir
 from hydatis.errors import HydatisError
 
 __all__ = [
+    "ML_VARIANTS",
     "QUICK",
     "MLStack",
     "MLStackError",
@@ -84,6 +85,28 @@ SHIM_SETTINGS: dict[str, Any] = {
     "agent_timeout_s": 0.25,
     "deadline_s": 0.4,
 }
+#: Extender settings of the ML scheduler's ablations (``simulator.schedulers.ML_VARIANTS``),
+#: over :data:`SHIM_SETTINGS` and the shim's defaults. A part left out has weight 0 and
+#: its filter off: the load part owns the hot filter, the anomaly part the anomalous one.
+ML_VARIANTS: dict[str, dict[str, Any]] = {
+    "ml": {},
+    "ml-load": {
+        "weights": {"load": 1.0, "agent": 0.0, "anomaly": 0.0},
+        "filter_anomalous": False,
+    },
+    "ml-agent": {
+        "weights": {"load": 0.0, "agent": 1.0, "anomaly": 0.0},
+        "filter_hot": False,
+        "filter_anomalous": False,
+    },
+    "ml-anomaly": {
+        "weights": {"load": 0.0, "agent": 0.0, "anomaly": 1.0},
+        "filter_hot": False,
+    },
+    "ml-nolag": {"lag_compensation": False},
+}
+#: Knobs naming other files of the composite trace's sources (``default_dataset``).
+TRACE_FILE_KNOBS = ("pod_list", "node_list", "bitbrains_dir")
 SHIM_READY_TIMEOUT_S = 60.0
 _STOP_GRACE_S = 10.0
 _ROOT = Path(__file__).resolve().parent.parent  # so the children import this very tree
@@ -101,6 +124,8 @@ class MLStack:
 
     Attributes:
         url: the extender's base URL (the ML scheduler's ``url``).
+        variant_urls: ML scheduler name (``ml`` and each variant asked for) -> the base
+            URL of the extender configured for it.
         model_urls: kind -> model server base URL.
         sources: kind -> what each server loaded (a directory or ``models:/NAME/VERSION``).
         origin: kind -> ``given``, ``registry`` or ``quick``.
@@ -108,6 +133,7 @@ class MLStack:
     """
 
     url: str
+    variant_urls: dict[str, str]
     model_urls: dict[str, str]
     sources: dict[str, str]
     origin: dict[str, str]
@@ -138,7 +164,10 @@ def champion_sources(alias: str = "champion", tracking_uri: str | None = None) -
 def _quick_key(seed: int, knobs: Mapping[str, Any]) -> str:
     from hydatis.config import data_dir
 
-    source = "synthetic" if knobs.get("synthetic") or data_dir() is None else "composite"
+    base = data_dir()
+    # the data directory itself is part of the key: another one laid out the same way
+    # holds other slices, and models trained on one must not be reused for the other
+    source = "synthetic" if knobs.get("synthetic") or base is None else f"composite:{base}"
     text = json.dumps({"seed": seed, "knobs": dict(knobs), "quick": QUICK, "src": source})
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -157,8 +186,9 @@ def quick_models(
         out_dir: where ``<kind>/`` model directories go; a folder already holding models
             of the same configuration (``quick.json``) is reused.
         seed: the evaluated run's seed; training uses ``seed + QUICK["seed_offset"]``.
-        knobs: ``load_factor``, ``usage_scale``, ``synthetic`` of the evaluated trace, so
-            training sees the same kind of load (nodes and horizon are QUICK's).
+        knobs: ``load_factor``, ``usage_scale``, ``synthetic`` (and any of
+            :data:`TRACE_FILE_KNOBS`) of the evaluated trace, so training sees the same
+            kind of load from the same sources (nodes and horizon are QUICK's).
         kinds: which models to train.
         progress: called with a line per step.
 
@@ -198,6 +228,7 @@ def quick_models(
         load_factor=float(knobs.get("load_factor", 1.0)),
         usage_scale=float(knobs.get("usage_scale", 1.0)),
         synthetic=bool(knobs.get("synthetic", False)),
+        **{k: str(knobs[k]) for k in TRACE_FILE_KNOBS if knobs.get(k)},
     )
     out.mkdir(parents=True, exist_ok=True)
     say(f"quick models: training replay of {what}, seed {train_seed}")
@@ -357,6 +388,7 @@ def ml_stack(
     alias: str = "champion",
     knobs: Mapping[str, Any] | None = None,
     shim_settings: Mapping[str, Any] | None = None,
+    variants: tuple[str, ...] = (),
     out_dir: str | Path | None = None,
     timeout_s: float = 180.0,
     progress: Progress | None = None,
@@ -371,6 +403,8 @@ def ml_stack(
         knobs: the evaluated trace's ``load_factor``, ``usage_scale``, ``synthetic``
             (for the quick models' training replay).
         shim_settings: extender settings over :data:`SHIM_SETTINGS` (e.g. ``weights``).
+        variants: names of :data:`ML_VARIANTS` to serve beside ``ml``, one extender each
+            (sharing the model servers).
         out_dir: where logs and quick models go (default ``<work dir>/ml-stack``).
         timeout_s: how long the model servers may take to become ready.
         progress: called with a line per step.
@@ -404,8 +438,24 @@ def ml_stack(
         servers = stack.enter_context(serve_models(sources, log_dir=logs, timeout_s=timeout_s))
         say("starting the extender")
         url = stack.enter_context(start_shim(servers.urls, log_dir=logs, settings=shim_settings))
+        urls = {"ml": url}
+        for name in dict.fromkeys(variants):
+            if name == "ml":
+                continue
+            if name not in ML_VARIANTS:
+                known = ", ".join(ML_VARIANTS)
+                raise MLStackError(f"unknown ML scheduler variant {name!r}; known: {known}")
+            say(f"starting the extender for {name}")
+            urls[name] = stack.enter_context(
+                start_shim(
+                    servers.urls,
+                    log_dir=logs / name,
+                    settings={**(shim_settings or {}), **ML_VARIANTS[name]},
+                )
+            )
         yield MLStack(
             url=url,
+            variant_urls=urls,
             model_urls=dict(servers.urls),
             sources=sources,
             origin=origin,

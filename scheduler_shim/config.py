@@ -76,6 +76,15 @@ class ShimConfig(LayeredSettings):
         mem_hot_threshold: memory utilisation past which a node is filtered.
         filter_hot, filter_anomalous: whether predicted-hot / anomalous nodes are
             filtered out (otherwise they are only scored down).
+        load_curve: ``headroom`` (the default: the lower a node's predicted CPU after the
+            pod, the better, falling to 0 at ``hot``) or ``target`` (the earlier curve that
+            peaks at ``target``, packing nodes up to it); see ``scoring.py``.
+        normalise_load: stretch the load part over the candidates (min–max) so the
+            integer 0..10 score separates nodes whose forecasts differ by a few points.
+        filter_above_target: also filter nodes predicted past ``target`` after the pod,
+            as long as one candidate stays at or below it (``filter_hot`` must be on).
+        lag_compensation: add the pods this extender placed since a node's last sample
+            to its forecast (the ledger); off only to measure what it is worth.
         mode: ``active`` answers with the models' decision; ``shadow`` decides, logs and
             answers neutrally.
         rollout_percent: share of pods (by a hash of the pod UID) the models decide for;
@@ -93,6 +102,9 @@ class ShimConfig(LayeredSettings):
         prometheus_url: the Prometheus server (``prometheus`` source).
         nodes: node names to refresh before any request has named them (pulled sources).
         max_pods: pod limit assumed for a node whose limit is unknown.
+        tls_cert_file, tls_key_file: a PEM certificate (chain) and its private key;
+            both set, the extender serves HTTPS (kube-scheduler's extender
+            ``tlsConfig``); neither, plain HTTP.
         load_horizon_s: the load predictor's horizon: its forecast at refresh ``t`` is
             scored against the rows of the first refresh at or after ``t +`` this
             (live accuracy, :mod:`scheduler_shim.live`).
@@ -100,9 +112,6 @@ class ShimConfig(LayeredSettings):
         accuracy_gate_cpu, accuracy_gate_memory: the live accuracy's targets, exported
             beside it for the alert; the registry gate's (``load_cpu_accuracy >= 0.89``,
             ``load_mem_accuracy >= 0.86``) by default.
-        tls_cert_file, tls_key_file: a PEM certificate (chain) and its private key;
-            both set, the extender serves HTTPS (kube-scheduler's extender
-            ``tlsConfig``); neither, plain HTTP.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
@@ -127,6 +136,10 @@ class ShimConfig(LayeredSettings):
     mem_hot_threshold: float = Field(0.95, gt=0, le=1)
     filter_hot: bool = True
     filter_anomalous: bool = True
+    load_curve: Literal["headroom", "target"] = "headroom"
+    normalise_load: bool = True
+    lag_compensation: bool = True
+    filter_above_target: bool = False
     mode: Literal["active", "shadow"] = "active"
     rollout_percent: float = Field(100.0, ge=0, le=100)
     ab_percent: float = Field(0.0, ge=0, le=100)
@@ -140,12 +153,12 @@ class ShimConfig(LayeredSettings):
     prometheus_url: str = "http://127.0.0.1:9090"
     nodes: list[str] = Field(default_factory=list)
     max_pods: int = Field(110, gt=0)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     load_horizon_s: float = Field(DEFAULT_LOAD_HORIZON_S, gt=0)
     live_accuracy_window_s: float = Field(3600.0, gt=0)
     accuracy_gate_cpu: float = Field(DEFAULT_ACCURACY_GATES["cpu"], ge=0, le=1)
     accuracy_gate_memory: float = Field(DEFAULT_ACCURACY_GATES["memory"], ge=0, le=1)
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
 
     @model_validator(mode="after")
     def _thresholds(self) -> ShimConfig:

@@ -35,7 +35,14 @@ from scheduler_shim.live import RESOURCES, LiveAccuracy
 from scheduler_shim.metrics import ExtenderMetrics
 from scheduler_shim.models import ModelCallError, ModelClient, httpx_post
 from scheduler_shim.protocol import ExtenderArgs, filter_result, parse_args, priority_list
-from scheduler_shim.scoring import NEUTRAL, agent_part, combine, filter_reasons, load_part
+from scheduler_shim.scoring import (
+    NEUTRAL,
+    agent_part,
+    combine,
+    filter_reasons,
+    load_part,
+    stretch,
+)
 from scheduler_shim.state import Ledger, NodeRows, Snapshot, node_arrays
 
 __all__ = ["NEUTRAL_SCORE", "Extender", "rollout_bucket"]
@@ -321,10 +328,17 @@ class Extender:
             mem_hot=c.mem_hot_threshold,
             filter_hot=c.filter_hot,
             filter_anomalous=c.filter_anomalous,
+            soft_target=c.target if c.filter_above_target else None,
         )
         failed = {args.node_names[i]: r for i, r in enumerate(reasons) if r is not None}
         if failed and len(failed) == n:
-            self._fallback("filter_would_empty", f"pod {args.pod.namespace}/{args.pod.name}")
+            anomalous = sum("anomal" in r for r in failed.values())
+            self._fallback(
+                "filter_would_empty",
+                f"pod {args.pod.namespace}/{args.pod.name}: all {n} candidates failed "
+                f"({n - anomalous} predicted hot, {anomalous} anomalous), e.g. "
+                f"{next(iter(failed.values()))}",
+            )
             failed = {}
         for r in failed.values():
             self.metrics.filtered.labels("anomalous" if "anomal" in r else "hot").inc()
@@ -352,8 +366,15 @@ class Extender:
         c = self.config
         idx, known, nodes, cpu_after, mem_after = self._candidates(snap, args)
         load = load_part(
-            cpu_after, mem_after, target=c.target, hot=c.hot_threshold, mem_hot=c.mem_hot_threshold
+            cpu_after,
+            mem_after,
+            target=c.target,
+            hot=c.hot_threshold,
+            mem_hot=c.mem_hot_threshold,
+            curve=c.load_curve,
         )
+        if c.normalise_load:
+            load = stretch(load)
         safe = np.where(known, idx, 0)
         anomaly = np.where(known, 1.0 - snap.anomaly_score[safe], NEUTRAL)
         anomaly = np.where(np.isnan(anomaly), NEUTRAL, anomaly)
@@ -371,7 +392,7 @@ class Extender:
                 int(scores[best]),
             )
             return _neutral(args)
-        if known[best]:
+        if known[best] and c.lag_compensation:
             self.ledger.record(
                 args.pod.uid, args.node_names[best], self.now(), args.pod.cpu_m, args.pod.mem_bytes
             )

@@ -21,6 +21,7 @@ def default_dataset(
     horizon_s: float = 86400,
     seed: int = 0,
     synthetic: bool = False,
+    **trace_files: str,
 ) -> tuple[ClusterDataset, str]:
     """Return ``(dataset, description)``.
 
@@ -29,6 +30,9 @@ def default_dataset(
     keeps all 1,523 OpenB nodes); without one it is the synthetic default
     (:func:`simulator.synthetic.generate_synthetic`, ``nodes=None`` → 500 nodes).
     ``synthetic=True`` picks the synthetic default even when the traces are there.
+    ``trace_files`` (``pod_list``, ``node_list``, ``bitbrains_dir``) pick other files of
+    the same sources for the composite trace (another OpenB pod-list mix, another
+    Bitbrains month); the synthetic default has none.
     """
     base = None if synthetic else data_dir()
     if base is not None:
@@ -39,8 +43,10 @@ def default_dataset(
             usage_scale=usage_scale,
             horizon_s=horizon_s,
             seed=seed,
+            **trace_files,
         )
-        return ds, f"real composite trace (Alibaba OpenB + Bitbrains) from {base}"
+        files = "".join(f", {k}={v}" for k, v in sorted(trace_files.items()))
+        return ds, f"real composite trace (Alibaba OpenB + Bitbrains) from {base}{files}"
     ds = generate_synthetic(
         nodes=SYNTHETIC_NODES if nodes is None else nodes,
         load_factor=load_factor,

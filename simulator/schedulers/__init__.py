@@ -27,6 +27,7 @@ from simulator.types import Scheduler
 
 __all__ = [
     "BASELINES",
+    "ML_VARIANTS",
     "SCHEDULERS",
     "CraneScheduler",
     "DefaultScheduler",
@@ -38,8 +39,13 @@ __all__ = [
 ]
 
 BASELINES = ("random", "default", "tlp", "lvrb", "koordinator", "crane")
+#: The ML scheduler and its ablations: the same kube-scheduler + extender, each name
+#: served by an extender configured to use only some of its parts (``cli/ml_stack.py``
+#: ``ML_VARIANTS`` holds their settings): the load predictor's part alone, the placement
+#: agent alone, the anomaly detector alone, all three without metric-lag compensation.
+ML_VARIANTS = ("ml", "ml-load", "ml-agent", "ml-anomaly", "ml-nolag")
 #: Every scheduler the simulator builds by name: the baselines and the ML scheduler.
-SCHEDULERS = (*BASELINES, "ml")
+SCHEDULERS = (*BASELINES, *ML_VARIANTS)
 
 
 def _ml_scheduler(**params: Any) -> Scheduler:
@@ -57,7 +63,7 @@ _REGISTRY: dict[str, Callable[..., Scheduler]] = {
     "lvrb": LoadVariationRiskBalancingScheduler,
     "koordinator": KoordinatorScheduler,
     "crane": CraneScheduler,
-    "ml": _ml_scheduler,
+    **dict.fromkeys(ML_VARIANTS, _ml_scheduler),
 }
 
 
@@ -65,7 +71,8 @@ def make_scheduler(name: str, **params: Any) -> Scheduler:
     """Build the scheduler registered as ``name``.
 
     Args:
-        name: one of :data:`SCHEDULERS` (``ml`` needs ``url=``, the extender's address).
+        name: one of :data:`SCHEDULERS` (``ml`` and its variants need ``url=``, the
+            extender's address).
         **params: the scheduler's keyword parameters (its constructor's defaults otherwise).
 
     Returns:

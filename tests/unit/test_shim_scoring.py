@@ -12,6 +12,7 @@ from scheduler_shim.scoring import (
     filter_reasons,
     load_curve_svg,
     load_part,
+    stretch,
 )
 
 
@@ -42,9 +43,72 @@ from scheduler_shim.scoring import (
         "nan-mem",
     ],
 )
-def test_load_part(cpu, mem, expected):
+def test_load_part_target_curve(cpu, mem, expected):
+    got = load_part(
+        np.array([cpu]), np.array([mem]), target=0.65, hot=0.85, mem_hot=0.95, curve="target"
+    )
+    assert got[0] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("cpu", "mem", "expected"),
+    [
+        (0.0, 0.0, 1.0),
+        (0.425, 0.0, 0.5),
+        (0.65, 0.0, 1 - 0.65 / 0.85),
+        (0.85, 0.0, 0.0),
+        (1.3, 0.0, 0.0),
+        (-0.1, 0.0, 1.0),
+        (0.425, 0.90, 0.25),
+        (0.425, 0.95, 0.0),
+        (np.nan, 0.0, NEUTRAL),
+    ],
+    ids=[
+        "empty-node",
+        "half-way-to-hot",
+        "at-target",
+        "at-hot",
+        "overloaded",
+        "negative-forecast",
+        "memory-ramp",
+        "memory-hot",
+        "nan-cpu",
+    ],
+)
+def test_load_part_headroom_curve(cpu, mem, expected):
     got = load_part(np.array([cpu]), np.array([mem]), target=0.65, hot=0.85, mem_hot=0.95)
     assert got[0] == pytest.approx(expected)
+
+
+def test_load_part_rejects_an_unknown_curve():
+    with pytest.raises(ValueError, match="headroom"):
+        load_part(np.array([0.5]), np.array([0.5]), curve="peak")
+
+
+@pytest.mark.parametrize(
+    ("part", "expected"),
+    [
+        ([0.2, 0.3, 0.4], [0.0, 0.5, 1.0]),
+        ([0.3, 0.3], [0.3, 0.3]),
+        ([0.2, np.nan, 0.4], [0.0, np.nan, 1.0]),
+        ([np.nan, np.nan], [np.nan, np.nan]),
+        ([], []),
+    ],
+    ids=["spread", "all-equal", "nan-kept", "all-nan", "no-candidates"],
+)
+def test_stretch(part, expected):
+    np.testing.assert_allclose(stretch(np.array(part, dtype=float)), expected)
+
+
+def test_soft_target_filters_warm_nodes_only_while_a_cool_one_remains():
+    mem, score, flag = np.full(3, 0.5), np.zeros(3), np.zeros(3, bool)
+    kw = {"hot": 0.85, "mem_hot": 0.95, "soft_target": 0.65}
+    reasons = filter_reasons(np.array([0.5, 0.7, 0.9]), mem, score, flag, **kw)
+    assert reasons[0] is None
+    assert "target 0.65" in reasons[1] and "hot threshold 0.85" in reasons[2]
+    # every node past the target: only the hot one fails, the warm ones stay
+    reasons = filter_reasons(np.array([0.7, 0.75, 0.9]), mem, score, flag, **kw)
+    assert reasons[:2] == [None, None] and "hot threshold" in reasons[2]
 
 
 @pytest.mark.parametrize(
