@@ -46,6 +46,7 @@ __all__ = [
     "StepOutcome",
     "add_parser",
     "business_step",
+    "drift_history_short",
     "drift_step",
     "forecast_step",
     "history_dataset",
@@ -475,11 +476,42 @@ def load_model_dir(outcomes: list[dict[str, Any]], out: Path) -> tuple[Path | No
     return model.save(out / "load-model"), str(uri)
 
 
+def drift_history_short(history: Path) -> str | None:
+    """Why the drift check cannot calibrate on ``history`` (its reference — the first
+    75 % — spans fewer calendar days than leave-one-day-out calibration needs), or None.
+
+    A conservative early answer (the reference's rows lie within those days), so a short
+    history costs a read of one column instead of the features and the model.
+    """
+    import pandas as pd
+
+    from cli.drift import DEFAULT_REFERENCE_SHARE
+    from monitoring.drift import load_settings
+
+    ts = pd.read_parquet(history / "node_metrics.parquet", columns=["ts"])["ts"]
+    if ts.empty:
+        return "the history has no node samples"
+    first, last = ts.min(), ts.max()
+    end = first + (last - first) * DEFAULT_REFERENCE_SHARE
+    days = pd.to_datetime(ts[ts < end], utc=True).dt.normalize().nunique()
+    need = load_settings(None).min_reference_days
+    if days >= need:
+        return None
+    return (
+        f"history too short: the drift check's reference (the first "
+        f"{DEFAULT_REFERENCE_SHARE:.0%} of the history) spans {days} calendar day(s); its "
+        f"calibration leaves one day out at a time and needs at least {need}"
+    )
+
+
 def drift_step(history: Path, out: Path, *, model_dir: Path | None, model_note: str) -> StepOutcome:
     """``hydatis drift check`` on the history dataset (reference: its first 75 %; the
     rest monitored) with the run's load predictor, never starting a retraining."""
     from cli import drift as drift_cli
 
+    short = drift_history_short(history)
+    if short is not None:
+        return StepOutcome("drift", "too short", reason=short)
     parser = argparse.ArgumentParser(prog="hydatis")
     drift_cli.add_parser(parser.add_subparsers(dest="command", required=True))
     argv = ["drift", "check", "--dataset", str(history), "--out", str(out), "--no-retrain"]
@@ -559,6 +591,9 @@ def operations_steps(
 
     def drift() -> StepOutcome:
         path = history()
+        short = drift_history_short(path)
+        if short is not None:  # before reading the model from the registry
+            return StepOutcome("drift", "too short", reason=short)
         try:
             model_dir, note = load_model_dir(outcomes, out / "drift")
         except Exception as exc:  # the registry's own errors: check without the model

@@ -5,6 +5,7 @@ on. Run on small synthetic datasets (the full demo is tests/integration/test_dem
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -116,7 +117,22 @@ def test_drift_step_gives_a_verdict_per_kind_with_the_load_model(
 def test_drift_step_on_too_short_a_history_says_so(short_history: Path, tmp_path: Path) -> None:
     step = demo.drift_step(short_history, tmp_path / "drift", model_dir=None, model_note="none")
     assert step.status == "too short"
-    assert "calendar day" in step.reason and step.reason.startswith("history too short")
+    assert step.reason.startswith("history too short: the drift check's reference")
+    assert "spans 1 calendar day(s)" in step.reason and "needs at least 2" in step.reason
+    assert not (tmp_path / "drift").exists()  # told before any feature was computed
+
+
+def test_the_early_answer_agrees_with_the_drift_check(short_history: Path, tmp_path: Path) -> None:
+    """The drift check itself refuses the same history: the early answer only saves its
+    work (the five-day history it lets through is checked in full above)."""
+    from cli import drift as drift_cli
+    from hydatis.errors import HydatisError
+
+    parser = argparse.ArgumentParser(prog="hydatis")
+    drift_cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    argv = ["drift", "check", "--dataset", str(short_history), "--out", str(tmp_path / "d")]
+    with pytest.raises(HydatisError, match="calendar day"):
+        drift_cli.run(parser.parse_args([*argv, "--no-retrain", "--no-report"]))
 
 
 def _root_with(history: Path, root: Path, run: str) -> Path:
