@@ -205,3 +205,11 @@ def test_the_report_gets_the_operations_section(tmp_path: Path) -> None:
     assert "DriftInputError: no rows" in text
     for title in ("Business report", "Capacity forecast", "Drift verdicts"):
         assert f"<h3>{title}</h3>" in text
+
+
+def test_the_load_model_for_drift_is_the_runs(tmp_path: Path) -> None:
+    assert demo.load_model_dir([], tmp_path) == (None, "no load predictor in this run's outcomes")
+    model = tmp_path / "load"
+    model.mkdir()
+    outcomes = [{"kind": "anomaly", "uri": "models:/x/1"}, {"kind": "load", "uri": str(model)}]
+    assert demo.load_model_dir(outcomes, tmp_path / "out") == (model, str(model))
