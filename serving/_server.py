@@ -31,7 +31,8 @@ __all__ = ["DEFAULT_HOST", "HydatisModelServer", "build_parser", "main"]
 log = logging.getLogger(__name__)
 
 #: In a container the server must be reachable from the pod network.
-DEFAULT_HOST = "0.0.0.0"
+# in a container the server must be reachable from the pod network
+DEFAULT_HOST = "0.0.0.0"  # nosec B104 reachable from the pod network
 _REQUEST_LOGGERS = ("uvicorn.access", "kserve.trace")
 
 

@@ -182,7 +182,7 @@ def inference_service(
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # nosec B108 an emptyDir
     }
     return {
         "apiVersion": API_VERSION,

@@ -526,7 +526,8 @@ class AnomalyDetector:
     def load(cls, path: str | Path) -> Self:
         """Read a model written by :meth:`save` (only our own artifacts: it unpickles)."""
         with open(Path(path) / MODEL_FILE, "rb") as fh:
-            model = pickle.load(fh)
+            # the model's own artifact written by save(), never request input
+            model = pickle.load(fh)  # nosec B301 own artifact
         if not isinstance(model, cls):
             raise TypeError(f"{path}: not an {cls.__name__} artifact")
         return model
