@@ -5,6 +5,8 @@ Method:
 
 1. The replay: the default dataset (the real composite trace when the data directory
    exists, else the synthetic default), ``--nodes`` nodes, ``--horizon`` simulated, every
+   pod's CPU use scaled by ``--usage-scale`` (2 by default: at its own usage the trace has
+   almost no hot node-time, so a model that prefers busy nodes does little harm), every
    pod on the ML scheduler's profile (kube-scheduler's default plugins plus the extender
    over HTTP, simulator/extender.py). The extender decides for the pods whose UID hash
    falls under ``rollout_percent`` and answers the rest neutrally (the default plugins
@@ -29,8 +31,8 @@ BENCH lines: ``rollout_bad_model_pods_placed`` (pods the degraded model placed b
 rollout rolled it back; the whole run's count if it never did), ``rollout_good_model_final_percent``
 (the share the good models reached).
 
-Run: ``.venv/bin/python benchmarks/rollout.py [--nodes 100] [--horizon 5h] [--start 1h]
-[--window 30m] [--min-pods 15] [--seed 0] [--synthetic]``
+Run: ``.venv/bin/python benchmarks/rollout.py [--nodes 100] [--horizon 3h] [--start 1h]
+[--window 30m] [--min-pods 15] [--usage-scale 2] [--seed 0] [--synthetic]``
 """
 
 from __future__ import annotations
@@ -313,11 +315,18 @@ def _windows_table(run: dict[str, Any]) -> Table:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--nodes", type=int, default=100)
-    ap.add_argument("--horizon", default="5h")
+    ap.add_argument("--horizon", default="3h")
     ap.add_argument("--start", default="1h", help="when the rollout's first window opens")
     ap.add_argument("--window", default="30m")
     ap.add_argument("--min-pods", type=int, default=15, help="placements per cohort and window")
-    ap.add_argument("--load-factor", type=float, default=1.0)
+    ap.add_argument("--load-factor", type=float, default=1.0, help="workloads × this")
+    ap.add_argument(
+        "--usage-scale",
+        type=float,
+        default=2.0,
+        help="pods' CPU use × this (at 1 the trace has almost no hot node-time: a model "
+        "that prefers hot nodes has little to do harm with)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--step", type=float, default=30.0)
     ap.add_argument("--synthetic", action="store_true")
@@ -347,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         synthetic=args.synthetic,
         load_factor=args.load_factor,
+        usage_scale=args.usage_scale,
     )
     owners = dict(zip(ds.pods["pod"], ds.pods["workload"], strict=True))
     console.print(

@@ -114,25 +114,19 @@ class PodSample:
 
 
 def cohort_stats(pods: Iterable[PodSample], grace_s: float) -> CohortStats:
-    """A cohort's figures from its pods: hot share and availability over pods, p95 of
-    the placed pods' pending time."""
-    pods = list(pods)
+    """A cohort's figures from its placed pods (a pod still pending was placed by no
+    one): hot share over pods; availability over their pod-time since creation, pending
+    past the grace counted as impacted; p95 of their pending time."""
     placed = [p for p in pods if p.pending_s is not None]
-    if not pods:
+    if not placed:
         return CohortStats()
-    impacted = sum(
-        1
-        for p in pods
-        if (p.pending_s is None and p.age_s > grace_s)
-        or (p.pending_s is not None and p.pending_s > grace_s)
-    )
+    lived = sum(max(p.age_s, p.pending_s) for p in placed)
+    impacted = sum(max(p.pending_s - grace_s, 0.0) for p in placed)
     return CohortStats(
         pods=len(placed),
-        hot_share=sum(p.hot for p in placed) / len(placed) if placed else math.nan,
-        availability=1.0 - impacted / len(pods),
-        pending_p95_s=float(np.percentile([p.pending_s for p in placed], 95))
-        if placed
-        else math.nan,
+        hot_share=sum(p.hot for p in placed) / len(placed),
+        availability=1.0 - impacted / lived if lived > 0 else math.nan,
+        pending_p95_s=float(np.percentile([p.pending_s for p in placed], 95)),
     )
 
 
@@ -209,10 +203,11 @@ class ReplayEvidence:
     """A replay observer keeping each window's figures from the replay's state.
 
     Per step: a pod placed since the last step is counted in its cohort (its UID's bucket
-    under the share then in force) with its pending time (from its creation); while it
-    runs, in this window, each step adds pod-time, hot pod-time (its node's CPU as the
-    metrics pipeline shows it, above the hot threshold) and impacted pod-time (that CPU
-    at capacity); a pod pending past the grace adds impacted pod-time to its cohort.
+    under the share then in force) with its pending time (from its creation), of which
+    the part past the grace is impacted pod-time; while it runs, in this window, each
+    step adds pod-time, hot pod-time (its node's CPU as the metrics pipeline shows it,
+    above the hot threshold) and impacted pod-time (that CPU at capacity). Pods still
+    pending were placed by no one: the pending gate, not availability, watches them.
 
     Args:
         uids: each pod's UID (as the extender sees it).
@@ -237,6 +232,7 @@ class ReplayEvidence:
         self.placed_total = 0
         self._counters: ShimCounters | None = None
         self._start = 0.0
+        self._last_t: float | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -255,18 +251,27 @@ class ReplayEvidence:
             self._counters = ShimCounters.parse(text) if text else None
 
     def __call__(self, cluster: Any, t: float) -> None:
-        from simulator.engine import PENDING, RUNNING
+        from simulator.engine import RUNNING
 
         state, node = cluster.state, cluster.pod_node
         running = state == RUNNING
         new = np.flatnonzero(running & ~self._running)
         self._running = running
         pct = float(self.percent())
+        # a pod running now was placed by the scheduling pass of the previous step (the
+        # engine schedules after this hook)
+        placed_at = t if self._last_t is None else self._last_t
+        self._last_t = t
         if new.size:
             ml = self.bucket[new] < pct
             self.cohort[new] = ml.astype(np.int8)
+            step = max(t - placed_at, 1e-9)
             for i, is_ml in zip(new.tolist(), ml.tolist(), strict=True):
-                self.pending_s[int(is_ml)].append(t - float(np.nan_to_num(cluster.created[i])))
+                created = float(np.nan_to_num(cluster.created[i]))
+                waited = max(placed_at - created, 0.0)
+                self.pending_s[int(is_ml)].append(waited)
+                self.steps[int(is_ml)] += waited / step
+                self.impacted[int(is_ml)] += max(waited - self.config.pending_grace_s, 0.0) / step
             self.placed_ml_total += int(ml.sum())
             self.placed_total += int(new.size)
         cpu = np.nan_to_num(cluster.node_cpu(), nan=0.0)
@@ -279,13 +284,6 @@ class ReplayEvidence:
                 self.steps[k] += sel.sum()
                 self.hot[k] += (on[sel] > self.config.hot_threshold).sum()
                 self.impacted[k] += (on[sel] >= 0.999).sum()
-        pend = np.flatnonzero(state == PENDING)
-        if pend.size:
-            late = pend[t - np.nan_to_num(cluster.created[pend]) > self.config.pending_grace_s]
-            ml = self.bucket[late] < pct
-            for k, sel in ((1, ml), (0, ~ml)):
-                self.steps[k] += sel.sum()
-                self.impacted[k] += sel.sum()
 
     def take(self, t: float) -> Evidence:
         """Close the window at ``t``: its evidence; a new window opens."""

@@ -168,7 +168,7 @@ def test_cohort_stats_from_pod_samples() -> None:
     ]
     st = cohort_stats(pods, grace_s=60.0)
     assert st.pods == 2 and st.hot_share == 0.5
-    assert st.availability == pytest.approx(1 - 2 / 4)
+    assert st.availability == pytest.approx(1 - 40 / 300)  # b waited 40 s past the grace
     assert cohort_stats([], 60.0).pods == 0
 
 
@@ -305,3 +305,36 @@ def test_file_store_round_trip_and_a_corrupt_state_is_named(tmp_path) -> None:
     store.path.write_text("{not json")
     with pytest.raises(StateError, match=r"rollout\.json"):
         store.load()
+
+
+def test_replay_evidence_counts_each_windows_placements_by_cohort() -> None:
+    from operations._rollout_evidence import ReplayEvidence
+    from scheduler_shim.service import rollout_bucket
+    from simulator.engine import simulate
+    from simulator.extender import pod_object
+    from simulator.k8s_api import ReplayCluster
+    from simulator.schedulers import make_scheduler
+
+    ds = generate_synthetic(nodes=8, horizon_s=7200.0, seed=3)
+    workload = compile_workload(ds)
+    uids = [pod_object(s)["metadata"]["uid"] for s in workload.pods]
+    cfg = GateConfig(window_s=1800.0)
+    evidence = ReplayEvidence(uids, lambda: 50.0, cfg)
+    windows: list[tuple[float, float, Evidence]] = []
+
+    def operator(c: ReplayCluster, t: float) -> None:
+        if t == 1800.0:
+            evidence.start(t)
+        elif t in (3600.0, 5400.0):
+            windows.append((t - 1800.0, t, evidence.take(t)))
+
+    cluster = ReplayCluster(workload)
+    cluster.observers += [evidence, operator]
+    result = simulate(workload, make_scheduler("default"), seed=0, control=cluster)
+    for lo, hi, got in windows:
+        placed = [int(s[0]) for s in result.segments if lo <= s[2] < hi]
+        ml = [i for i in placed if rollout_bucket(uids[i]) < 50.0]
+        assert placed, "the window must hold placements"
+        assert (got.ml.pods, got.default.pods) == (len(ml), len(placed) - len(ml))
+        assert got.ml.pending_p95_s >= 0 and 0 <= got.ml.availability <= 1
+        assert math.isnan(got.decision_p99_s)  # no extender counters given
