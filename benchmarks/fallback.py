@@ -67,7 +67,7 @@ from simulator.k8s_api import (  # noqa: E402
 from simulator.schedulers import make_scheduler  # noqa: E402
 from simulator.workload import compile_workload  # noqa: E402
 
-console = Console()
+console = Console(width=160)
 ML = "ml-scheduler"
 
 

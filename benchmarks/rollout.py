@@ -75,7 +75,7 @@ from simulator.k8s_api import ReplayApiServer, extender_configmap, extender_depl
 from simulator.schedulers import make_scheduler  # noqa: E402
 from simulator.workload import compile_workload  # noqa: E402
 
-console = Console()
+console = Console(width=160)
 SYS = "hydatis-system"
 ROLL_MARK = "hydatis.io/remediated-at"
 
