@@ -113,7 +113,7 @@ def _verdict_table(verdict: Any) -> Table:
     table = Table(title=f"gates: {verdict.decision}", header_style="bold")
     for col in ("gate", "status", "value", "limit", "detail"):
         table.add_column(col)
-    colour = {"pass": "green", "fail": "red", "skipped": "dim"}
+    colour = {"pass": "green", "fail": "red", "skipped": "dim"}  # nosec B105 colour names
     for g in verdict.gates:
         table.add_row(
             g.gate,
