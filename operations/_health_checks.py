@@ -29,6 +29,7 @@ __all__ = [
     "check_redis",
     "check_remediation",
     "describe_error",
+    "feast_redis_url",
     "redact",
 ]
 
@@ -197,6 +198,16 @@ def _sqlite_online_store(path: Path) -> dict[str, Any]:
     return {"online_store": "sqlite", "tables": len(tables)}
 
 
+def feast_redis_url(connection_string: str) -> str:
+    """Feast's Redis ``connection_string`` (``host:port,db=0,password=…,ssl=true``) as a
+    Redis URL."""
+    first, *options = [p.strip() for p in connection_string.split(",") if p.strip()]
+    opts = dict(o.partition("=")[::2] for o in options)
+    scheme = "rediss" if opts.get("ssl", "").lower() == "true" else "redis"
+    auth = f":{quote(opts['password'], safe='')}@" if opts.get("password") else ""
+    return f"{scheme}://{auth}{first}/{opts.get('db', '0')}"
+
+
 async def check_feature_store(repo: str, redis_url: str, timeout_s: float) -> dict[str, Any]:
     """The Feast repo's registry exists and its online store answers with data: Redis
     (``redis_url``, which wins over the YAML's store, as in ``components.materialize``)
@@ -219,8 +230,18 @@ async def check_feature_store(repo: str, redis_url: str, timeout_s: float) -> di
             )
         online = config.get("online_store") or {}
         details["project"] = config.get("project")
+    if not redis_url and isinstance(online, dict) and online.get("type") == "redis":
+        conn = str(online.get("connection_string") or "")
+        if not conn:
+            raise PartDownError(
+                f"{repo}/feature_store.yaml: a redis online store without a connection_string"
+            )
+        redis_url = feast_redis_url(conn)
     if redis_url:
-        info = await check_redis(redis_url, timeout_s)
+        try:
+            info = await check_redis(redis_url, timeout_s)
+        except Exception as exc:  # name the store, not the repo, in the reason
+            raise PartDownError(describe_error(exc, redact(redis_url), timeout_s)) from exc
         if not info["keys"]:
             raise PartDownError(
                 f"Redis online store {redact(redis_url)} is empty: nothing materialised"
@@ -261,9 +282,14 @@ def _mlflow_store(uri: str, models: list[str], alias: str) -> dict[str, Any]:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    # MlflowClient creates a store it does not find: a health check must not.
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///") :])
         if not path.is_file():
+            raise PartDownError(f"no MLflow store at {path}")
+    elif "://" not in uri or uri.startswith("file:"):
+        path = Path(urlsplit(uri).path if uri.startswith("file:") else uri)
+        if not path.is_dir():
             raise PartDownError(f"no MLflow store at {path}")
     client = MlflowClient(uri, uri)
     versions: dict[str, str] = {}

@@ -17,6 +17,7 @@ import pytest
 from cli.health import EXIT_DOWN
 from cli.main import main
 from hydatis.errors import ConfigError
+from operations._health_checks import feast_redis_url
 from operations.health import HealthSettings, load_health_settings, run_health
 from tests.servers import free_port
 
@@ -255,6 +256,36 @@ def test_feature_repo_sqlite_store_with_tables_is_ok(tmp_path):
     _, result = check(HealthSettings(feature_repo=str(tmp_path)), "feature-store")
     assert result.status == "ok", result.reason
     assert result.details == {"project": "p", "online_store": "sqlite", "tables": 1}
+
+
+@pytest.mark.parametrize(
+    ("conn", "url"),
+    [
+        ("redis:6379", "redis://redis:6379/0"),
+        ("r.svc:6380,db=2", "redis://r.svc:6380/2"),
+        ("r:6379,password=p@ss,ssl=true", "rediss://:p%40ss@r:6379/0"),
+    ],
+    ids=["plain", "db", "password-tls"],
+)
+def test_feast_connection_string_as_url(conn, url):
+    assert feast_redis_url(conn) == url
+
+
+def test_feature_repo_with_a_redis_store_pings_it(tmp_path):
+    port = free_port()
+    (tmp_path / "feature_store.yaml").write_text(
+        "project: p\nregistry: gs://bucket/registry.db\n"
+        f"online_store: {{type: redis, connection_string: '127.0.0.1:{port}'}}\n"
+    )
+    _, result = check(HealthSettings(feature_repo=str(tmp_path), timeout_s=2), "feature-store")
+    assert result.reason == f"connection refused at redis://127.0.0.1:{port}/0"
+
+
+def test_missing_local_file_store_is_down_and_not_created(tmp_path):
+    store = tmp_path / "mlruns"
+    _, result = check(HealthSettings(mlflow_tracking_uri=f"file://{store}"), "mlflow")
+    assert result.reason == f"no MLflow store at {store}"
+    assert not store.exists()
 
 
 def test_redis_password_is_masked_in_target_and_reason():
