@@ -45,7 +45,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # after the project: no shadowing
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
@@ -108,12 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pod-list", help="OpenB pod list (file name in alibaba-openb/ or a path)")
     p.add_argument("--node-list", help="OpenB node list")
     p.add_argument("--bitbrains-dir", help="Bitbrains month folder (or glob) for usage shapes")
-    p.add_argument("--nodes", type=int, default=100)
+    p.add_argument("--nodes", type=int, default=80)
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--eval-seed", type=int, default=100, help="first evaluation seed")
     p.add_argument("--train-seed", type=int, default=1000, help="the training replay's seed")
     p.add_argument("--eval-start-h", type=float, default=13.0)
-    p.add_argument("--eval-hours", type=float, default=4.0)
+    p.add_argument("--eval-hours", type=float, default=3.0)
     p.add_argument("--warmup-h", type=float, default=1.0)
     p.add_argument("--levels", default="calm,warm,hot")
     p.add_argument("--schedulers", default=",".join((*BASELINES, "ml")))
@@ -197,6 +197,49 @@ def run_slice(
             figures["matrix_hours"] = (result.times[keep][::stride] - result.warmup_s) / 3600.0
         out[name] = figures
     return out
+
+
+#: What "better" means per metric for the plain-words summary: key, words, lower is better.
+SUMMARY_METRICS = (
+    ("objective", "the placement objective", True),
+    ("hot_share", "hot node-time", True),
+    ("availability", "availability", False),
+    ("pending_p95_s", "pending time p95", True),
+)
+
+
+def wins_and_losses(per_seed: dict[str, dict[str, dict[str, dict[int, float]]]]) -> list[str]:
+    """One sentence per level: where ml is better and worse than each baseline, counting
+    only differences whose 95 % interval excludes zero."""
+    lines = []
+    for level, table in per_seed.items():
+        if "ml" not in table:
+            continue
+        wins: list[str] = []
+        losses: list[str] = []
+        for key, words, lower in SUMMARY_METRICS:
+            better, worse = [], []
+            for other in BASELINES:
+                if other not in table:
+                    continue
+                d = paired_difference(table["ml"][key], table[other][key])
+                good, bad = (d.below(0.0), d.above(0.0)) if lower else (d.above(0.0), d.below(0.0))
+                if good:
+                    better.append(other)
+                elif bad:
+                    worse.append(other)
+            if better:
+                wins.append(f"{words} against {', '.join(better)}")
+            if worse:
+                losses.append(f"{words} against {', '.join(worse)}")
+        lines.append(
+            f"{level.capitalize()} level — the ML scheduler wins on "
+            + ("; ".join(wins) if wins else "nothing shown")
+            + "; it loses on "
+            + ("; ".join(losses) if losses else "nothing shown")
+            + " (95 % intervals of the paired differences; the rest is not told apart)."
+        )
+    return lines
 
 
 def _fmt(est: Estimate, fmt: str, scale: float) -> str:
@@ -366,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                     verdict,
                 ]
             )
+    summary = wins_and_losses(per_seed)
     tables.append(
         (
             "ML scheduler minus each other scheduler, paired by seed",
@@ -555,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in abl_rows:
         abl.add_row(row[0], *row[2:])
     console.print(abl)
+    for line in summary:
+        console.print(line)
 
     # ------------------------------------------------------------------ report
     from _placement_report import write_report
@@ -595,6 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         "exceeds its capacity (throttled), or evicted for memory. A scheduler does not "
         "change the total load (mean CPU); it changes where the load lands.",
         f"Wall time {wall_s / 60:.1f} min (model training {train_s:.0f} s).",
+        *summary,
     ]
     report = write_report(
         out / "report.html",

@@ -155,13 +155,31 @@ def test_filter_never_empties_the_candidates():
 def test_prioritize_prefers_the_cool_normal_node():
     async def go():
         ext = await started(make(default_models()), rows())
-        return await ext.prioritize({"Pod": pod(), "NodeNames": ["n0", "n1", "n2", "n3"]})
+        # the flagged n3 has already failed the filter; prioritize sees the survivors
+        return await ext.prioritize({"Pod": pod(), "NodeNames": ["n0", "n1", "n2"]})
 
     out = run(go())
     scores = {h["Host"]: h["Score"] for h in out}
     assert all(isinstance(s, int) and 0 <= s <= 10 for s in scores.values())
-    assert scores["n0"] == max(scores.values())
-    assert scores["n1"] < scores["n0"] and scores["n3"] < scores["n0"]
+    assert scores["n0"] > scores["n2"] > scores["n1"]
+
+
+def test_the_anomaly_part_lowers_an_otherwise_equal_node():
+    models = FakeModels(
+        cpu=np.array([0.4, 0.4]),
+        mem=np.full(2, 0.3),
+        anomaly=np.array([0.0, 1.0]),
+        flag=np.zeros(2),
+    )
+
+    async def go():
+        ext = await started(
+            make(models, weights={"load": 0.6, "agent": 0.0, "anomaly": 0.4}), rows(2)
+        )
+        return await ext.prioritize({"Pod": pod(), "NodeNames": ["n0", "n1"]})
+
+    scores = {h["Host"]: h["Score"] for h in run(go())}
+    assert scores["n0"] > scores["n1"]
 
 
 def test_lag_compensation_counts_own_placements_until_a_sample_covers_them():
