@@ -176,8 +176,18 @@ def _where(doc: dict[str, Any]) -> str:
 
 
 def schema_problem(doc: dict[str, Any], k8s_version: str = K8S_VERSION) -> str | None:
-    """Why ``doc`` fails the Kubernetes schema of its kind (strict), or None."""
-    import kubernetes_validate
+    """Why ``doc`` fails the Kubernetes schema of its kind (strict), or None.
+
+    Raises:
+        ManifestError: ``kubernetes-validate`` is not installed.
+    """
+    try:
+        import kubernetes_validate
+    except ImportError as exc:
+        raise ManifestError(
+            "the schema checks need the kubernetes-validate package (pip install "
+            "kubernetes-validate)"
+        ) from exc
 
     try:
         kubernetes_validate.validate(doc, k8s_version, strict=True)
