@@ -42,9 +42,6 @@ def test_renders_and_passes_schemas_and_hardening(docs):
         "CronJob/hydatis-retrain-full",
         "CronJob/hydatis-retrain-on-drift",
         "PersistentVolumeClaim/hydatis-retraining-work",
-        "Role/hydatis-retraining-deploy",
-        "RoleBinding/hydatis-retraining-deploy",
-        "ServiceAccount/hydatis-retraining",
     ]
     assert [str(p) for p in check_manifests(docs)] == []
     for d in docs:
@@ -119,18 +116,11 @@ def test_image_is_the_project_release(docs):
             assert c["image"] == f"ghcr.io/hydatis/ml-scheduler:{version}"
 
 
-def test_identity_may_only_deploy_inference_services(docs):
-    (role,) = [d for d in docs if d["kind"] == "Role"]
-    assert role["rules"] == [
-        {
-            "apiGroups": ["serving.kserve.io"],
-            "resources": ["inferenceservices"],
-            "verbs": ["get", "create", "update"],
-        }
-    ]
-    (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "hydatis-retraining", "namespace": "hydatis-system"}
-    ]
+def test_jobs_run_as_the_pipeline_identity_and_grant_nothing_themselves(docs):
+    """The jobs run the pipelines' deploy step: the base's ``hydatis-pipeline`` identity
+    (get/create/update InferenceServices) is exactly what it needs; no role here."""
+    assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding", "ServiceAccount")]
+    base = [d for d in render("dev") if d["kind"] == "ServiceAccount"]
+    assert "hydatis-pipeline" in {d["metadata"]["name"] for d in base}
     for cj in _cronjobs(docs).values():
-        assert _pod(cj)["serviceAccountName"] == "hydatis-retraining"
+        assert _pod(cj)["serviceAccountName"] == "hydatis-pipeline"
