@@ -35,7 +35,9 @@ __all__ = [
     "HealthReport",
     "HealthSettings",
     "load_health_settings",
+    "local_defaults",
     "run_health",
+    "with_local_defaults",
 ]
 
 ENV_PREFIX = "HYDATIS_HEALTH_"
@@ -139,6 +141,36 @@ def load_health_settings(path: str | Path | None = None, **overrides: Any) -> He
         },
         **overrides,
     )
+
+
+def local_defaults() -> dict[str, str]:
+    """Where the parts listen when everything runs on this machine (``hydatis serve``'s
+    model server ports, the extender's and remediation's default ports, the local
+    MLflow store in the work directory, the repository's Feast repo, Prometheus on 9090).
+    """
+    from monitoring.remediation.config import DEFAULT_PORT as REMEDIATION_PORT
+    from scheduler_shim.config import DEFAULT_PORT as SHIM_PORT
+    from serving._registry import default_tracking_uri
+    from serving.launch import DEFAULT_PORTS
+
+    local = "http://127.0.0.1"
+    return {
+        "prometheus_url": f"{local}:9090",
+        "feature_repo": "feature_repo",
+        "mlflow_tracking_uri": default_tracking_uri(None),
+        "load_url": f"{local}:{DEFAULT_PORTS['load']}",
+        "anomaly_url": f"{local}:{DEFAULT_PORTS['anomaly']}",
+        "agent_url": f"{local}:{DEFAULT_PORTS['placement']}",
+        "extender_url": f"{local}:{SHIM_PORT}",
+        "remediation_url": f"{local}:{REMEDIATION_PORT}",
+    }
+
+
+def with_local_defaults(settings: HealthSettings) -> HealthSettings:
+    """``settings`` with every part it leaves empty pointed at its local default (what
+    the file, the environment or a flag set is kept)."""
+    update = {k: v for k, v in local_defaults().items() if not getattr(settings, k)}
+    return settings.model_copy(update=update)
 
 
 @dataclass

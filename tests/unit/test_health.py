@@ -18,7 +18,13 @@ from cli.health import EXIT_DOWN
 from cli.main import main
 from hydatis.errors import ConfigError
 from operations._health_checks import feast_redis_url
-from operations.health import HealthSettings, load_health_settings, run_health
+from operations.health import (
+    HealthSettings,
+    load_health_settings,
+    local_defaults,
+    run_health,
+    with_local_defaults,
+)
 from tests.servers import free_port
 
 
@@ -358,3 +364,22 @@ def test_command_bad_config_is_exit_2(tmp_path, capsys):
     cfg.write_text("load_url: nope\n")
     assert main(["health", "--config", str(cfg)]) == 2
     assert "load_url" in capsys.readouterr().out
+
+
+def test_local_defaults_fill_only_what_is_unset(monkeypatch, tmp_path):
+    monkeypatch.setenv("HYDATIS_WORK_DIR", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    s = with_local_defaults(HealthSettings(extender_url="http://shim:1"))
+    assert s.extender_url == "http://shim:1"  # what was set is kept
+    assert s.load_url == "http://127.0.0.1:8091" and s.agent_url == "http://127.0.0.1:8093"
+    assert s.remediation_url == "http://127.0.0.1:9095"
+    assert s.mlflow_tracking_uri == f"sqlite:///{(tmp_path / 'mlflow' / 'mlflow.db').resolve()}"
+    assert not s.redis_url  # Redis is not part of the local setup
+    assert set(local_defaults()) <= set(HealthSettings.model_fields)
+
+
+def test_command_says_when_nothing_is_configured(capsys, monkeypatch):
+    for var in ("PROMETHEUS_URL", "MLFLOW_TRACKING_URI", "REDIS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["health"]) == 0
+    assert "nothing is configured" in capsys.readouterr().out
