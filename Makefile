@@ -77,7 +77,8 @@ image: $(STAMP)
 manifests:
 	for o in dev staging prod; do kubectl kustomize infra/overlays/$$o >/dev/null || exit 1; done
 	kubectl kustomize infra/prometheus >/dev/null
-	@echo "infra/overlays/{dev,staging,prod} and infra/prometheus build"
+	kubectl kustomize infra/retraining >/dev/null
+	@echo "infra/overlays/{dev,staging,prod}, infra/prometheus and infra/retraining build"
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) out .pytest_cache .ruff_cache

@@ -472,7 +472,7 @@ class _Api:
         with c.lock:
             extra = getattr(c, "serve_extra", None)  # routes a ReplayCluster subclass adds
             # a route hook of the replay API (not Django's QuerySet.extra)
-            answer = extra(method, parts, query, body) if extra is not None else None  # nosec B610 hook
+            answer = extra(method, parts, query, body) if extra is not None else None  # nosec B610 route hook
             if answer is not None:
                 return answer
             if parts == ["version"]:

@@ -1,7 +1,7 @@
 """``hydatis validate``: the manifests' offline checks, the extender answer checks, and
 the live steps at the HTTP boundary — a loopback server plays the Kubernetes API and
 records every request the ``kubernetes`` client sends; loopback extenders answer in
-known broken ways (the real extender answers in tests/integration/test_validate.py)."""
+known broken ways (the real extender answers in tests/integration/test_validate_live.py)."""
 
 from __future__ import annotations
 
