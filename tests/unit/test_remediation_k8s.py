@@ -1,20 +1,15 @@
 """The exact Kubernetes API requests remediation sends through the ``kubernetes`` client.
 
-A real HTTP server on loopback plays the API server: it answers from a small table of
-objects and records every request (method, path, query, content type, body), so these
-tests see what a cluster would see.
+A real HTTP server on loopback (``tests.kube_api.ApiRecorder``) plays the API server:
+it answers from a small table of objects and records every request (method, path,
+query, content type, body), so these tests see what a cluster would see.
 """
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -26,90 +21,16 @@ from monitoring.remediation.kube import KubeCluster, connect
 from monitoring.remediation.metrics import RemediationMetrics
 from monitoring.remediation.payload import parse_notification
 from monitoring.remediation.service import Remediator
+from tests.kube_api import Answer, ApiRecorder, Routes, serving
 
 SMP = "application/strategic-merge-patch+json"
 NOW = 1_700_000_000.0  # the tests' clock
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    content_type: str
-    body: Any
-
-
-Answer = tuple[int, Any] | Callable[[Seen], tuple[int, Any]]
-
-
-class ApiRecorder:
-    """A loopback API server answering from ``routes[(method, path)]``; 404 otherwise."""
-
-    def __init__(self, routes: dict[tuple[str, str], Answer]) -> None:
-        self.routes = routes
-        self.seen: list[Seen] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _do(self) -> None:
-                url = urlsplit(self.path)
-                n = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(n) if n else b""
-                seen = Seen(
-                    self.command,
-                    url.path,
-                    parse_qs(url.query),
-                    self.headers.get("Content-Type", ""),
-                    json.loads(raw) if raw else None,
-                )
-                owner.seen.append(seen)
-                answer = owner.routes.get((self.command, url.path))
-                if answer is None:
-                    code, body = 404, {"kind": "Status", "code": 404, "message": "not found"}
-                elif callable(answer):
-                    code, body = answer(seen)
-                else:
-                    code, body = answer
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = _do  # noqa: N815
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def writes(self) -> list[Seen]:
-        return [s for s in self.seen if s.method != "GET"]
-
-
 @pytest.fixture
-def api() -> Iterator[Callable[[dict], ApiRecorder]]:
-    started: list[ApiRecorder] = []
-
-    def start(routes: dict) -> ApiRecorder:
-        rec = ApiRecorder(routes)
-        rec.thread.start()
-        started.append(rec)
-        return rec
-
-    yield start
-    for rec in started:
-        rec.server.shutdown()
-        rec.server.server_close()
+def api() -> Iterator[Callable[[Routes], ApiRecorder]]:
+    with serving() as start:
+        yield start
 
 
 def node(name: str, *, cordoned: bool = False, pool: str | None = None) -> dict:

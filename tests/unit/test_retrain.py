@@ -25,7 +25,7 @@ from pipelines.schedules import (
     parse_cron,
     write_schedules,
 )
-from tests.unit.test_validate import Recorder
+from tests.kube_api import ApiRecorder
 
 URIS = {
     "dataset_uri": "minio://mlpipeline/hydatis/dataset",
@@ -101,7 +101,7 @@ def test_the_sdk_sends_exactly_the_written_recurring_runs(written):
         created.append(seen.body)
         return 200, {**seen.body, "recurring_run_id": f"rr-{len(created)}"}
 
-    api = Recorder(
+    api = ApiRecorder(
         {
             ("GET", "/apis/v2beta1/healthz"): (200, {"multi_user": False}),
             ("POST", "/apis/v2beta1/recurringruns"): create,

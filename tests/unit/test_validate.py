@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -28,89 +24,18 @@ from operations.manifests import (
     render,
 )
 from operations.validate import connect, list_nodes, validate_deployment
+from tests.kube_api import ApiRecorder, Routes, serving
 
 # --------------------------------------------------------------------------- helpers
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-
-
-Answer = tuple[int, Any] | Callable[["Seen"], tuple[int, Any]]
-
-
-class Recorder:
-    """A loopback HTTP server answering ``routes[(method, path)]`` (404 otherwise) and
-    recording every request: it plays the Kubernetes API server, or an extender."""
-
-    def __init__(self, routes: dict[tuple[str, str], Answer]) -> None:
-        self.routes = routes
-        self.seen: list[Seen] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _do(self) -> None:
-                url = urlsplit(self.path)
-                n = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(n) if n else b""
-                seen = Seen(
-                    self.command,
-                    url.path,
-                    parse_qs(url.query),
-                    {k.lower(): v for k, v in self.headers.items()},
-                    json.loads(raw) if raw else None,
-                )
-                owner.seen.append(seen)
-                answer = owner.routes.get((self.command, url.path))
-                if answer is None:
-                    code, body = 404, {"kind": "Status", "code": 404, "message": "not found"}
-                elif callable(answer):
-                    code, body = answer(seen)
-                else:
-                    code, body = answer
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = _do  # noqa: N815
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+Recorder = ApiRecorder  # the name tests/integration/test_validate_live.py imports
 
 
 @pytest.fixture
-def recorder() -> Iterator[Callable[[dict], Recorder]]:
-    started: list[Recorder] = []
-
-    def start(routes: dict) -> Recorder:
-        rec = Recorder(routes)
-        started.append(rec)
-        return rec
-
-    yield start
-    for rec in started:
-        rec.close()
+def recorder() -> Iterator[Callable[[Routes], ApiRecorder]]:
+    with serving() as start:
+        yield start
 
 
 def node_obj(name: str, *, ready: bool = True, cordoned: bool = False, cpu: str = "8") -> dict:
