@@ -24,11 +24,18 @@ from operations.ab import (
     stop_test,
 )
 from scheduler_shim.ab import assign_arm
-from tests.unit.test_remediation_k8s import SMP, api  # noqa: F401  (fixture)
+from tests.kube_api import serving
 
 NS, CM, DEP = "hydatis-system", "hydatis-shim-config", "hydatis-shim"
 NOW = 1_700_000_000.0
 SALT = "test-salt"
+SMP = "application/strategic-merge-patch+json"
+
+
+@pytest.fixture
+def api():
+    with serving() as start:
+        yield start
 
 
 def observations(chal_better: float, *, hours: float = 12.0, seed: int = 0) -> Observations:
@@ -124,7 +131,7 @@ def test_status_without_a_test(tmp_path):
         status(observations(0.0), tmp_path / "none.json")
 
 
-def test_cluster_start_and_stop_exact_requests(api):  # noqa: F811
+def test_cluster_start_and_stop_exact_requests(api):
     shim = yaml.safe_dump({"agent_url": "http://champ:8080", "rollout_percent": 100})
     deployment = {
         "metadata": {"name": DEP, "namespace": NS},
@@ -176,7 +183,7 @@ def test_cluster_start_and_stop_exact_requests(api):  # noqa: F811
     cluster.close()
 
 
-def test_cluster_missing_configmap_named(api):  # noqa: F811
+def test_cluster_missing_configmap_named(api):
     rec = api({})
     cluster = KubeCluster(connect(rec.url))
     with pytest.raises(ABError, match=f"no ConfigMap {NS}/{CM}"):
