@@ -7,7 +7,9 @@ hardening (non-root, read-only root filesystem, no privilege escalation, capabil
 dropped, seccomp, resources, probes, pinned images), the KubeSchedulerConfiguration's
 extender (verbs, a Go-duration timeout above the extender's own deadline, a URL that
 reaches the extender's Service) and the extender's settings (parsed by its own settings
-class, so an unknown key fails here, not in a crash-looping pod).
+class, so an unknown key fails here, not in a crash-looping pod). Custom kinds (KServe
+InferenceServices, Katib Experiments) are checked field by field, and a predictor's pod
+is held to the same hardening rules as a Deployment's.
 
 The same rules as the infrastructure's offline tests, in a module production code can
 call: ``hydatis validate`` runs them on the overlay it is about to check live.
@@ -28,6 +30,7 @@ import yaml
 from hydatis.errors import ConfigError, HydatisError
 
 __all__ = [
+    "CLUSTER_SCOPED",
     "CUSTOM_KINDS",
     "INFRA",
     "K8S_VERSION",
@@ -36,12 +39,14 @@ __all__ = [
     "ManifestError",
     "Problem",
     "check_manifests",
+    "custom_kind_problems",
     "extender_config",
     "go_duration_seconds",
     "overlays",
     "pod_spec_problems",
     "render",
     "schema_problem",
+    "writable_path_problems",
 ]
 
 INFRA = Path(__file__).resolve().parent.parent / "infra"
@@ -50,8 +55,12 @@ NAMESPACE = "hydatis-system"
 SCHEDULER_CONFIGMAP, SCHEDULER_CONFIG_KEY = "ml-scheduler-config", "config.yaml"
 SHIM_CONFIGMAP, SHIM_CONFIG_KEY = "hydatis-shim-config", "shim.yaml"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
-#: Kinds with no built-in schema, and the fields their spec must have.
-CUSTOM_KINDS = {("serving.kserve.io/v1beta1", "InferenceService"): ("predictor",)}
+ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
+EXPERIMENT = ("kubeflow.org/v1beta1", "Experiment")
+#: Kinds with no built-in schema: ``(apiVersion, kind)``; see :func:`custom_kind_problems`.
+CUSTOM_KINDS = frozenset({ISVC, EXPERIMENT})
+KATIB_OBJECTIVE_TYPES = {"maximize", "minimize"}
+KATIB_PARAMETER_TYPES = {"int", "double", "categorical", "discrete"}
 #: Objects that belong in kube-system (the Role they bind lives there).
 KUBE_SYSTEM_KINDS = {"RoleBinding"}
 _DURATION_UNITS = {
@@ -224,8 +233,11 @@ def pod_spec_problems(where: str, pod: dict[str, Any], *, probes: bool = True) -
             problems.append(Problem(at, "allowPrivilegeEscalation not false"))
         if sc.get("readOnlyRootFilesystem") is not True:
             problems.append(Problem(at, "root filesystem writable"))
-        if "ALL" not in (sc.get("capabilities") or {}).get("drop", []):
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
             problems.append(Problem(at, "capabilities not dropped"))
+        if caps.get("add"):
+            problems.append(Problem(at, f"adds capabilities {caps['add']}"))
         if sc.get("privileged"):
             problems.append(Problem(at, "privileged"))
         image = str(c.get("image", ""))
@@ -238,7 +250,84 @@ def pod_spec_problems(where: str, pod: dict[str, Any], *, probes: bool = True) -
         problems.append(Problem(where, f"seccompProfile {seccomp}, not RuntimeDefault"))
     if pod.get("hostNetwork") or pod.get("hostPID") or pod.get("hostIPC"):
         problems.append(Problem(where, "shares a host namespace"))
+    return problems + writable_path_problems(where, pod)
+
+
+def writable_path_problems(where: str, pod: dict[str, Any]) -> list[Problem]:
+    """Mounts a container may write must be emptyDir (the root filesystem is read-only, so
+    anything else is state kept where it should not be); Secret and ConfigMap mounts must
+    be read-only."""
+    volumes = {v.get("name"): v for v in pod.get("volumes") or []}
+    problems: list[Problem] = []
+    for c in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+        for m in c.get("volumeMounts") or []:
+            at = f"{where}/{c.get('name')}:{m.get('mountPath')}"
+            volume = volumes.get(m.get("name"))
+            if volume is None:
+                problems.append(Problem(at, f"mounts volume {m.get('name')!r}, not declared"))
+                continue
+            if ("secret" in volume or "configMap" in volume) and m.get("readOnly") is not True:
+                problems.append(Problem(at, "Secret/ConfigMap mount not readOnly"))
+            if not m.get("readOnly") and "emptyDir" not in volume:
+                problems.append(Problem(at, "writable and not an emptyDir"))
     return problems
+
+
+def _isvc_problems(where: str, spec: dict[str, Any]) -> list[Problem]:
+    predictor = spec.get("predictor")
+    if not isinstance(predictor, dict):
+        return [Problem(where, "spec.predictor missing")]
+    problems: list[Problem] = []
+    low, high = predictor.get("minReplicas"), predictor.get("maxReplicas")
+    if not (isinstance(low, int) and low >= 2):
+        problems.append(Problem(where, f"minReplicas {low!r} (need >= 2 for availability)"))
+    if not (isinstance(high, int) and isinstance(low, int) and high >= low):
+        problems.append(Problem(where, f"maxReplicas {high!r} below minReplicas"))
+    if not predictor.get("containers"):
+        problems.append(Problem(where, "no predictor container"))
+    if not predictor.get("serviceAccountName"):
+        problems.append(Problem(where, "no serviceAccountName (would run as 'default')"))
+    return problems
+
+
+def _experiment_problems(where: str, spec: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    objective = spec.get("objective") or {}
+    if objective.get("type") not in KATIB_OBJECTIVE_TYPES:
+        problems.append(Problem(where, f"objective.type {objective.get('type')!r}"))
+    if not objective.get("objectiveMetricName"):
+        problems.append(Problem(where, "no objective.objectiveMetricName"))
+    if not (spec.get("algorithm") or {}).get("algorithmName"):
+        problems.append(Problem(where, "no algorithm.algorithmName"))
+    params = spec.get("parameters") or []
+    if not params:
+        problems.append(Problem(where, "no parameters"))
+    for p in params:
+        if p.get("parameterType") not in KATIB_PARAMETER_TYPES or "feasibleSpace" not in p:
+            problems.append(Problem(where, f"parameter {p.get('name')!r} type or feasibleSpace"))
+    template = spec.get("trialTemplate") or {}
+    for key in ("primaryContainerName", "trialParameters", "trialSpec"):
+        if key not in template:
+            problems.append(Problem(where, f"trialTemplate.{key} missing"))
+    counts = [spec.get(k) for k in ("parallelTrialCount", "maxTrialCount")]
+    if not all(isinstance(c, int) and c > 0 for c in counts) or counts[0] > counts[1]:
+        problems.append(Problem(where, f"parallelTrialCount/maxTrialCount {counts}"))
+    return problems
+
+
+def custom_kind_problems(doc: dict[str, Any]) -> list[Problem]:
+    """Field checks of a kind with no built-in schema (:data:`CUSTOM_KINDS`); empty: it
+    passes. An InferenceService needs a predictor of at least two replicas, with a
+    container and its own ServiceAccount; a Katib Experiment an objective, an algorithm,
+    typed parameters, a trial template and sane trial counts."""
+    where = _where(doc)
+    key = (doc.get("apiVersion"), doc.get("kind"))
+    spec = doc.get("spec") or {}
+    if key == ISVC:
+        return _isvc_problems(where, spec)
+    if key == EXPERIMENT:
+        return _experiment_problems(where, spec)
+    return [Problem(where, f"{key[0]} {key[1]} has no field checker")]
 
 
 def _pod_template(doc: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
@@ -252,6 +341,9 @@ def _pod_template(doc: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
     if kind == "CronJob":
         job = (spec.get("jobTemplate") or {}).get("spec") or {}
         return (job.get("template") or {}).get("spec"), False
+    if (doc.get("apiVersion"), kind) == ISVC:
+        predictor = spec.get("predictor")
+        return (predictor if isinstance(predictor, dict) else None), True
     return None, False
 
 
@@ -360,10 +452,7 @@ def check_manifests(docs: list[dict[str, Any]], k8s_version: str = K8S_VERSION) 
         key = (doc.get("apiVersion"), doc.get("kind"))
         meta = doc.get("metadata") or {}
         if key in CUSTOM_KINDS:
-            spec = doc.get("spec") or {}
-            problems += [
-                Problem(where, f"spec.{f} missing") for f in CUSTOM_KINDS[key] if f not in spec
-            ]
+            problems += custom_kind_problems(doc)
         else:
             why = schema_problem(doc, k8s_version)
             if why:

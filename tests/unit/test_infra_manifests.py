@@ -29,16 +29,24 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-import kubernetes_validate
 import pytest
 import yaml
+
+from operations.manifests import (
+    CLUSTER_SCOPED,
+    CUSTOM_KINDS,
+    NAMESPACE,
+    custom_kind_problems,
+    go_duration_seconds,
+    pod_spec_problems,
+    schema_problem,
+    writable_path_problems,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 BASE = INFRA / "base"
 OVERLAYS = ("dev", "staging", "prod")
-K8S_VERSION = "1.30"
-NAMESPACE = "hydatis-system"
 ISVC_FILE = BASE / "inferenceservices.yaml"
 
 # Contract between the parts (scheduler side and shim settings).
@@ -85,11 +93,6 @@ LEADER_ELECTION_FIELDS = {
     "resourceName", "resourceNamespace",
 }  # fmt: skip
 
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
-CUSTOM_KINDS = {
-    ("serving.kserve.io/v1beta1", "InferenceService"),
-    ("kubeflow.org/v1beta1", "Experiment"),
-}
 # The one object that must live outside hydatis-system (the Role it binds is there).
 KUBE_SYSTEM_OBJECTS = {
     ("RoleBinding", "hydatis-ml-scheduler-extension-apiserver-authentication-reader"),
@@ -166,27 +169,6 @@ def _pyproject() -> dict[str, Any]:
 
 
 # --- Go durations (metav1.Duration) ----------------------------------------------------
-
-_DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
-    "h": 3600.0,
-}  # fmt: skip
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def go_duration_seconds(text: str) -> float:
-    """Seconds in a Go ``time.ParseDuration`` string ("500ms", "1m30s"); ValueError if
-    it is not one (a bare number other than 0 has no unit, so it is not)."""
-    if not isinstance(text, str):
-        raise ValueError(f"a duration is a string, got {text!r}")
-    body = text[1:] if text[:1] in "+-" else text
-    if body == "0":
-        return 0.0
-    parts = _DURATION_PART.findall(body)
-    if not parts or "".join(n + u for n, u in parts) != body:
-        raise ValueError(f"not a Go duration: {text!r}")
-    total = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
-    return -total if text.startswith("-") else total
 
 
 @pytest.mark.parametrize(
@@ -268,29 +250,17 @@ def test_patch_targets_an_object_of_the_base(path):
 # --- schemas ---------------------------------------------------------------------------
 
 
-def schema_error(doc: dict[str, Any]) -> str | None:
-    """Why ``doc`` fails the Kubernetes schema of its kind (strict), or None if it passes."""
-    try:
-        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
-    except kubernetes_validate.SchemaNotFoundError:
-        return f"{doc['apiVersion']} {doc['kind']} is neither built-in nor a known custom kind"
-    except kubernetes_validate.ValidationError as exc:
-        at = "/".join(str(p) for p in exc.path) or "top level"
-        return f"{doc['kind']}/{doc['metadata'].get('name')}: {exc.message} (at {at})"
-    return None
-
-
 @pytest.mark.parametrize("item", MANIFESTS, ids=_manifest_id)
 def test_builtin_kind_validates_against_kubernetes_schema(item):
     _, doc = item
     if (doc["apiVersion"], doc["kind"]) in CUSTOM_KINDS:
         pytest.skip(f"{doc['kind']} has no built-in schema; checked field by field below")
-    assert schema_error(doc) is None
+    assert schema_problem(doc) is None
 
 
 def test_schema_check_catches_an_unknown_field():
     doc = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "dta": {}}
-    assert "'dta' was unexpected" in schema_error(doc)
+    assert "'dta' was unexpected" in schema_problem(doc)
 
 
 @pytest.mark.parametrize("item", MANIFESTS, ids=_manifest_id)
@@ -564,44 +534,10 @@ def test_account_is_bound(account, kind, role, namespace):
 
 
 def deployment_problems(dep: dict[str, Any]) -> list[str]:
-    """What keeps a Deployment from the project's hardening rules (empty: none)."""
-    problems = []
-    pod = dep["spec"]["template"]["spec"]
-    pod_sc = pod.get("securityContext", {})
-    init = [c["name"] for c in pod.get("initContainers", [])]
-    for c in pod.get("initContainers", []) + pod["containers"]:
-        where = f"{dep['metadata']['name']}/{c['name']}"
-        sc = c.get("securityContext", {})
-        res = c.get("resources", {})
-        for kind, key in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory")):
-            if key not in res.get(kind, {}):
-                problems.append(f"{where}: no {kind}.{key}")
-        for probe in ("livenessProbe", "readinessProbe"):
-            if probe not in c and c["name"] not in init:  # init containers take none
-                problems.append(f"{where}: no {probe}")
-        if not (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")):
-            problems.append(f"{where}: runAsNonRoot not set")
-        if sc.get("runAsUser", pod_sc.get("runAsUser")) in (0, None):
-            problems.append(f"{where}: no non-zero runAsUser")
-        if sc.get("allowPrivilegeEscalation") is not False:
-            problems.append(f"{where}: allowPrivilegeEscalation not false")
-        if sc.get("readOnlyRootFilesystem") is not True:
-            problems.append(f"{where}: root filesystem writable")
-        if "ALL" not in sc.get("capabilities", {}).get("drop", []):
-            problems.append(f"{where}: capabilities not dropped")
-        if sc.get("privileged"):
-            problems.append(f"{where}: privileged")
-        image = c["image"]
-        if "@sha256:" not in image and (":" not in image.rsplit("/", 1)[-1]):
-            problems.append(f"{where}: image {image} has no tag")
-        if image.endswith(":latest"):
-            problems.append(f"{where}: image {image} is :latest")
-    seccomp = pod_sc.get("seccompProfile", {}).get("type")
-    if seccomp != "RuntimeDefault":
-        problems.append(f"{dep['metadata']['name']}: seccompProfile {seccomp}")
-    if pod.get("hostNetwork") or pod.get("hostPID") or pod.get("hostIPC"):
-        problems.append(f"{dep['metadata']['name']}: shares a host namespace")
-    return problems
+    """What keeps a Deployment from the project's hardening rules (empty: none): the
+    rules ``hydatis validate`` applies, every container held to having probes."""
+    where = dep["metadata"]["name"]
+    return [str(p) for p in pod_spec_problems(where, dep["spec"]["template"]["spec"])]
 
 
 @pytest.mark.parametrize(
@@ -716,7 +652,7 @@ def test_kustomize_build_is_valid_and_hardened(rendered, build):
         else:
             assert meta["namespace"] == NAMESPACE, f"{doc['kind']}/{meta['name']}"
         if (doc["apiVersion"], doc["kind"]) not in CUSTOM_KINDS:
-            assert schema_error(doc) is None
+            assert schema_problem(doc) is None
         else:
             assert custom_kind_problems(doc) == [], f"{doc['kind']}/{meta['name']}"
         if doc["kind"] == "Deployment":
@@ -730,63 +666,6 @@ def test_kustomize_build_is_valid_and_hardened(rendered, build):
 # --- custom kinds, field by field --------------------------------------------------------
 
 KATIB_DIR = ROOT / "katib" / "manifests"
-KATIB_OBJECTIVE_TYPES = {"maximize", "minimize"}
-KATIB_PARAMETER_TYPES = {"int", "double", "categorical", "discrete"}
-
-
-def _isvc_problems(doc: dict[str, Any]) -> list[str]:
-    name = doc["metadata"]["name"]
-    predictor = doc.get("spec", {}).get("predictor")
-    if not isinstance(predictor, dict):
-        return [f"{name}: spec.predictor missing"]
-    problems = []
-    low, high = predictor.get("minReplicas"), predictor.get("maxReplicas")
-    if not (isinstance(low, int) and low >= 2):
-        problems.append(f"{name}: minReplicas {low!r} (need >= 2 for availability)")
-    if not (isinstance(high, int) and isinstance(low, int) and high >= low):
-        problems.append(f"{name}: maxReplicas {high!r} below minReplicas")
-    if not predictor.get("containers"):
-        problems.append(f"{name}: no predictor container")
-    if not predictor.get("serviceAccountName"):
-        problems.append(f"{name}: no serviceAccountName (would run as 'default')")
-    return problems
-
-
-def _experiment_problems(doc: dict[str, Any]) -> list[str]:
-    name = doc["metadata"]["name"]
-    spec = doc.get("spec", {})
-    problems = []
-    objective = spec.get("objective", {})
-    if objective.get("type") not in KATIB_OBJECTIVE_TYPES:
-        problems.append(f"{name}: objective.type {objective.get('type')!r}")
-    if not objective.get("objectiveMetricName"):
-        problems.append(f"{name}: no objective.objectiveMetricName")
-    if not spec.get("algorithm", {}).get("algorithmName"):
-        problems.append(f"{name}: no algorithm.algorithmName")
-    params = spec.get("parameters") or []
-    if not params:
-        problems.append(f"{name}: no parameters")
-    for p in params:
-        if p.get("parameterType") not in KATIB_PARAMETER_TYPES or "feasibleSpace" not in p:
-            problems.append(f"{name}: parameter {p.get('name')!r} type or feasibleSpace")
-    template = spec.get("trialTemplate", {})
-    for key in ("primaryContainerName", "trialParameters", "trialSpec"):
-        if key not in template:
-            problems.append(f"{name}: trialTemplate.{key} missing")
-    counts = [spec.get(k) for k in ("parallelTrialCount", "maxTrialCount")]
-    if not all(isinstance(c, int) and c > 0 for c in counts) or counts[0] > counts[1]:
-        problems.append(f"{name}: parallelTrialCount/maxTrialCount {counts}")
-    return problems
-
-
-def custom_kind_problems(doc: dict[str, Any]) -> list[str]:
-    """Field checks of a kind with no built-in schema (empty: it passes)."""
-    key = (doc.get("apiVersion"), doc.get("kind"))
-    if key == ("serving.kserve.io/v1beta1", "InferenceService"):
-        return _isvc_problems(doc)
-    if key == ("kubeflow.org/v1beta1", "Experiment"):
-        return _experiment_problems(doc)
-    return [f"{key} has no field checker"]
 
 
 @pytest.mark.parametrize("path", sorted(KATIB_DIR.glob("*.yaml")), ids=lambda p: p.name)
@@ -811,7 +690,7 @@ def test_custom_kind_checks_catch(rendered, kind, break_it, expected):
     else:
         doc = copy.deepcopy(_of_kind("InferenceService", rendered["prod"])[0])
     break_it(doc)
-    assert expected in "\n".join(custom_kind_problems(doc))
+    assert expected in "\n".join(str(p) for p in custom_kind_problems(doc))
 
 
 # --- overlays: size, rollout, log level -------------------------------------------------
@@ -1281,36 +1160,20 @@ def test_each_component_runs_as_its_own_service_account(rendered, build):
 # --- hardening of every pod, writable paths ---------------------------------------------
 
 
-def writable_path_problems(name: str, pod: dict[str, Any]) -> list[str]:
-    """Mounts a container may write must be emptyDir; Secret and ConfigMap mounts read-only."""
-    volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    problems = []
-    for c in pod.get("initContainers", []) + pod["containers"]:
-        for m in c.get("volumeMounts", []):
-            volume = volumes[m["name"]]
-            where = f"{name}/{c['name']}:{m['mountPath']}"
-            if ("secret" in volume or "configMap" in volume) and m.get("readOnly") is not True:
-                problems.append(f"{where}: Secret/ConfigMap mount not readOnly")
-            if not m.get("readOnly") and "emptyDir" not in volume:
-                problems.append(f"{where}: writable and not an emptyDir")
-    return problems
-
-
 def test_writable_path_check_catches_a_writable_config_mount():
     pod = {
         "containers": [{"name": "c", "volumeMounts": [{"name": "cfg", "mountPath": "/etc/x"}]}],
         "volumes": [{"name": "cfg", "configMap": {"name": "x"}}],
     }
-    problems = "\n".join(writable_path_problems("p", pod))
+    problems = "\n".join(str(p) for p in writable_path_problems("p", pod))
     assert "not readOnly" in problems and "not an emptyDir" in problems
 
 
 @pytest.mark.parametrize("build", OVERLAYS)
 def test_every_pod_is_hardened_and_writes_only_to_empty_dirs(rendered, build):
     for name, (_, pod) in _pod_identities(_with_remediation(rendered, build)).items():
-        fake = {"metadata": {"name": name}, "spec": {"template": {"spec": pod}}}
-        assert deployment_problems(fake) == []
-        assert writable_path_problems(name, pod) == []
+        # the hardening rules, writable paths included
+        assert [str(p) for p in pod_spec_problems(name, pod)] == []
         for c in pod.get("initContainers", []) + pod["containers"]:
             sc = c["securityContext"]
             assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add")

@@ -109,6 +109,19 @@ def _writable_root(dep: dict) -> None:
     c["securityContext"]["readOnlyRootFilesystem"] = False
 
 
+def _writable_config_mount(dep: dict) -> None:
+    pod = dep["spec"]["template"]["spec"]
+    pod.setdefault("volumes", []).append({"name": "cfg-rw", "configMap": {"name": "x"}})
+    pod["containers"][0].setdefault("volumeMounts", []).append(
+        {"name": "cfg-rw", "mountPath": "/etc/rw"}
+    )
+
+
+def _predictor_adds_capability(isvc: dict) -> None:
+    c = isvc["spec"]["predictor"]["containers"][0]
+    c["securityContext"]["capabilities"]["add"] = ["NET_ADMIN"]
+
+
 @pytest.mark.parametrize(
     ("kind", "name", "change", "expected"),
     [
@@ -151,6 +164,19 @@ def _writable_root(dep: dict) -> None:
             _shim_change("deadline", 0.2),
             "deadline: Extra inputs are not permitted",
         ),
+        ("Deployment", "hydatis-shim", _writable_config_mount, "not readOnly"),
+        (
+            "InferenceService",
+            "hydatis-load-predictor",
+            lambda d: d["spec"]["predictor"].update(minReplicas=1),
+            "minReplicas 1 (need >= 2",
+        ),
+        (
+            "InferenceService",
+            "hydatis-anomaly-detector",
+            _predictor_adds_capability,
+            "adds capabilities ['NET_ADMIN']",
+        ),
     ],
     ids=[
         "writable-root",
@@ -160,6 +186,9 @@ def _writable_root(dep: dict) -> None:
         "timeout-without-unit",
         "url-to-no-service",
         "shim-unknown-key",
+        "writable-config-mount",
+        "isvc-one-replica",
+        "predictor-adds-capability",
     ],
 )
 def test_manifest_check_catches(dev_docs, kind, name, change, expected):
