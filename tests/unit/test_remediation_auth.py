@@ -14,37 +14,14 @@ import pytest
 from hydatis.errors import ConfigError
 from monitoring.remediation.app import build_app, build_remediator, expected_token
 from monitoring.remediation.config import RemediationConfig, load_config
+from tests.unit.test_remediation_service import alert, notification
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 TOKEN = "s3cr3t-token-0123456789abcdef"
-
-
-def notification() -> dict[str, Any]:
-    return {
-        "version": "4",
-        "groupKey": "{}:{}",
-        "truncatedAlerts": 0,
-        "status": "firing",
-        "receiver": "hydatis-remediation",
-        "groupLabels": {},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager",
-        "alerts": [
-            {
-                "status": "firing",
-                "labels": {"alertname": "Other", "severity": "warning"},
-                "annotations": {},
-                "startsAt": "2023-11-14T22:00:00.5Z",
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "http://prometheus/graph",
-                "fingerprint": "fp1",
-            }
-        ],
-    }
+ONE_ALERT = notification(alert("Other"))  # an alert remediation takes no action on
 
 
 def client_for(tmp_path: Path, **settings: Any) -> TestClient:
@@ -94,7 +71,7 @@ def token_settings(request, tmp_path) -> dict[str, Any]:
 )
 def test_webhook_needs_the_bearer_token(tmp_path, token_settings, headers, status):
     with client_for(tmp_path, **token_settings) as client:
-        resp = client.post("/v1/alerts", json=notification(), headers=headers)
+        resp = client.post("/v1/alerts", json=ONE_ALERT, headers=headers)
         assert resp.status_code == status, resp.text
         if status == 401:
             assert resp.headers["WWW-Authenticate"].startswith("Bearer")
@@ -120,7 +97,7 @@ def test_probes_and_metrics_stay_open(tmp_path, token_settings, path):
 def test_refusals_are_counted_and_never_echo_the_token(tmp_path, caplog):
     with client_for(tmp_path, webhook_token=TOKEN) as client:
         for _ in range(3):
-            client.post("/v1/alerts", json=notification(), headers={"Authorization": "Bearer x"})
+            client.post("/v1/alerts", json=ONE_ALERT, headers={"Authorization": "Bearer x"})
         metrics = client.get("/metrics").text
     assert 'hydatis_remediation_webhook_requests_total{code="401"} 3.0' in metrics
     assert TOKEN not in caplog.text
@@ -128,7 +105,7 @@ def test_refusals_are_counted_and_never_echo_the_token(tmp_path, caplog):
 
 def test_without_a_token_the_webhook_is_open(tmp_path):
     with client_for(tmp_path) as client:
-        assert client.post("/v1/alerts", json=notification()).status_code == 200
+        assert client.post("/v1/alerts", json=ONE_ALERT).status_code == 200
 
 
 def test_a_rotated_token_file_takes_effect_without_a_restart(tmp_path):
@@ -136,11 +113,11 @@ def test_a_rotated_token_file_takes_effect_without_a_restart(tmp_path):
     path.write_text("old-token")
     with client_for(tmp_path, webhook_token_file=path) as client:
         old = {"Authorization": "Bearer old-token"}
-        assert client.post("/v1/alerts", json=notification(), headers=old).status_code == 200
+        assert client.post("/v1/alerts", json=ONE_ALERT, headers=old).status_code == 200
         path.write_text("new-token")
-        assert client.post("/v1/alerts", json=notification(), headers=old).status_code == 401
+        assert client.post("/v1/alerts", json=ONE_ALERT, headers=old).status_code == 401
         new = {"Authorization": "Bearer new-token"}
-        assert client.post("/v1/alerts", json=notification(), headers=new).status_code == 200
+        assert client.post("/v1/alerts", json=ONE_ALERT, headers=new).status_code == 200
 
 
 def test_a_token_file_gone_after_start_answers_503(tmp_path):
@@ -149,7 +126,7 @@ def test_a_token_file_gone_after_start_answers_503(tmp_path):
     with client_for(tmp_path, webhook_token_file=path) as client:
         path.unlink()
         resp = client.post(
-            "/v1/alerts", json=notification(), headers={"Authorization": f"Bearer {TOKEN}"}
+            "/v1/alerts", json=ONE_ALERT, headers={"Authorization": f"Bearer {TOKEN}"}
         )
         assert resp.status_code == 503 and TOKEN not in resp.text
 
