@@ -62,7 +62,8 @@ from rich.table import Table  # noqa: E402
 
 from simulator.evaluation import Estimate, mean_ci, paired_difference, paired_ratio  # noqa: E402
 
-console = Console()
+# wide enough for the tables when the output is a file or a pipe (rich's default is 80)
+console = Console(width=None if sys.stdout.isatty() else 220)
 
 LEVELS: dict[str, tuple[float, float]] = {
     "calm": (1.0, 1.0),

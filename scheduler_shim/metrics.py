@@ -43,6 +43,7 @@ FALLBACK_REASONS = (
     "deadline",
     "unknown_node",
     "filter_would_empty",
+    "filter_relaxed_anomalous",
     "internal_error",
     "redis_unavailable",
 )

@@ -333,13 +333,23 @@ class Extender:
         failed = {args.node_names[i]: r for i, r in enumerate(reasons) if r is not None}
         if failed and len(failed) == n:
             anomalous = sum("anomal" in r for r in failed.values())
-            self._fallback(
-                "filter_would_empty",
-                f"pod {args.pod.namespace}/{args.pod.name}: all {n} candidates failed "
-                f"({n - anomalous} predicted hot, {anomalous} anomalous), e.g. "
-                f"{next(iter(failed.values()))}",
-            )
-            failed = {}
+            hot_only = {k: r for k, r in failed.items() if "anomal" not in r}
+            if len(hot_only) < n:
+                # an anomaly flag alone never leaves a pod nowhere to go: the flagged nodes
+                # that are not predicted hot come back, the hot filter still holds
+                self._fallback(
+                    "filter_relaxed_anomalous",
+                    f"pod {args.pod.namespace}/{args.pod.name}: {anomalous} anomalous "
+                    f"node(s) let back in, {len(hot_only)} predicted hot still filtered",
+                )
+                failed = hot_only
+            else:
+                self._fallback(
+                    "filter_would_empty",
+                    f"pod {args.pod.namespace}/{args.pod.name}: all {n} candidates "
+                    f"predicted hot, e.g. {next(iter(failed.values()))}",
+                )
+                failed = {}
         for r in failed.values():
             self.metrics.filtered.labels("anomalous" if "anomal" in r else "hot").inc()
         keep = [True] * n if path == "shadow" else [nm not in failed for nm in args.node_names]

@@ -152,6 +152,26 @@ def test_filter_never_empties_the_candidates():
     assert fallbacks(ext, "filter_would_empty") == 1
 
 
+def test_anomalous_nodes_come_back_before_hot_ones_when_nothing_would_pass():
+    # n0 predicted hot, n1 and n2 flagged anomalous: every candidate fails both filters
+    models = FakeModels(
+        cpu=np.array([0.95, 0.4, 0.5]),
+        mem=np.full(3, 0.3),
+        anomaly=np.array([0.1, 0.9, 0.9]),
+        flag=np.array([0, 1, 1]),
+    )
+
+    async def go():
+        ext = await started(make(models), rows(3))
+        out = await ext.filter({"Pod": pod(), "NodeNames": ["n0", "n1", "n2"]})
+        return ext, out
+
+    ext, out = run(go())
+    assert out["NodeNames"] == ["n1", "n2"] and list(out["FailedNodes"]) == ["n0"]
+    assert fallbacks(ext, "filter_relaxed_anomalous") == 1
+    assert fallbacks(ext, "filter_would_empty") == 0
+
+
 def test_prioritize_prefers_the_cool_normal_node():
     async def go():
         ext = await started(make(default_models()), rows())
@@ -510,6 +530,7 @@ def test_labelled_counters_exist_at_zero_from_the_start():
             "deadline",
             "unknown_node",
             "filter_would_empty",
+            "filter_relaxed_anomalous",
             "internal_error",
             "redis_unavailable",
         )
