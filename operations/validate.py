@@ -180,6 +180,36 @@ def _post(client: httpx.Client, url: str, body: dict[str, Any]) -> tuple[Any, fl
         return None, seconds, f"{url} answered something that is not JSON"
 
 
+def _call_verb(
+    http: httpx.Client,
+    report: ValidationReport,
+    name: str,
+    url: str,
+    body: dict[str, Any],
+    sent: str,
+) -> tuple[Step, Any, float] | None:
+    """POST one extender verb and add its step to ``report`` (``sent`` says what went
+    out); (the step, still to be judged, the answer, seconds), or None when the call
+    itself failed (the step then says why and the live check stops)."""
+    answer, seconds, problem = _post(http, url, body)
+    step = Step(name, False, f"{sent} → {url} in {seconds * 1000:.0f} ms")
+    report.steps.append(step)
+    if problem:
+        step.problems.append(problem)
+        return None
+    return step, answer, seconds
+
+
+def _late(seconds: float, config: ExtenderConfig) -> list[str]:
+    """kube-scheduler drops an answer slower than its httpTimeout, however correct."""
+    if seconds <= config.http_timeout_s:
+        return []
+    return [
+        f"answered in {seconds:.3f} s, past kube-scheduler's httpTimeout "
+        f"{config.http_timeout_s:g} s"
+    ]
+
+
 def _live(
     report: ValidationReport,
     config: ExtenderConfig,
@@ -211,20 +241,14 @@ def _live(
     mode = "NodeNames" if config.node_cache_capable else "Nodes"
     body = ext.extender_args(pod, usable, node_cache_capable=config.node_cache_capable)
     url = f"{base_url}/{config.filter_verb}"
-    answer, seconds, problem = _post(http, url, body)
-    step = Step("filter", False, f"{len(names)} nodes as {mode} → {url} in {seconds * 1000:.0f} ms")
-    report.steps.append(step)
-    if problem:
-        step.problems.append(problem)
+    called = _call_verb(http, report, "filter", url, body, f"{len(names)} nodes as {mode}")
+    if called is None:
         return
+    step, answer, seconds = called
     kept, failed, problems = ext.check_filter(
         names, answer, node_cache_capable=config.node_cache_capable
     )
-    if seconds > config.http_timeout_s:
-        problems.append(
-            f"answered in {seconds:.3f} s, past kube-scheduler's httpTimeout "
-            f"{config.http_timeout_s:g} s"
-        )
+    problems += _late(seconds, config)
     step.ok, step.problems = not problems, problems
     step.detail += f"; kept {len(kept)}, failed {len(failed)}"
     report.failed_nodes = failed
@@ -235,18 +259,12 @@ def _live(
     kept_nodes = [n for n in usable if n["metadata"]["name"] in set(kept)]
     body = ext.extender_args(pod, kept_nodes, node_cache_capable=config.node_cache_capable)
     url = f"{base_url}/{config.prioritize_verb}"
-    answer, seconds, problem = _post(http, url, body)
-    step = Step("prioritize", False, f"{len(kept)} nodes → {url} in {seconds * 1000:.0f} ms")
-    report.steps.append(step)
-    if problem:
-        step.problems.append(problem)
+    called = _call_verb(http, report, "prioritize", url, body, f"{len(kept)} nodes")
+    if called is None:
         return
+    step, answer, seconds = called
     scores, problems = ext.check_prioritize([n["metadata"]["name"] for n in kept_nodes], answer)
-    if seconds > config.http_timeout_s:
-        problems.append(
-            f"answered in {seconds:.3f} s, past kube-scheduler's httpTimeout "
-            f"{config.http_timeout_s:g} s"
-        )
+    problems += _late(seconds, config)
     step.ok, step.problems = not problems, problems
     if scores:
         values = sorted(scores.values())

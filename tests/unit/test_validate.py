@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from operations.manifests import (
     render,
 )
 from operations.validate import connect, list_nodes, validate_deployment
-from tests.kube_api import ApiRecorder, Routes, serving
+from tests.kube_api import ApiRecorder, Routes, Seen, serving
 
 # --------------------------------------------------------------------------- helpers
 
@@ -309,6 +310,12 @@ def test_api_error_fails_the_nodes_step_with_the_status(recorder):
     assert not report.ok
 
 
+def _late_but_right(seen: Seen) -> tuple[int, Any]:
+    """A correct filter answer sent after the dev overlay's 500 ms httpTimeout."""
+    time.sleep(0.7)
+    return 200, {"NodeNames": seen.body["NodeNames"], "FailedNodes": {}}
+
+
 @pytest.mark.parametrize(
     ("filter_answer", "problem"),
     [
@@ -317,8 +324,9 @@ def test_api_error_fails_the_nodes_step_with_the_status(recorder):
             "neither kept nor failed: n2",
         ),
         (lambda s: (500, {"error": "boom"}), "HTTP 500 from"),
+        (_late_but_right, "past kube-scheduler's httpTimeout 0.5 s"),
     ],
-    ids=["drops-a-node", "server-error"],
+    ids=["drops-a-node", "server-error", "slower-than-http-timeout"],
 )
 def test_broken_extender_fails_the_filter_step(recorder, filter_answer, problem):
     api = recorder({("GET", "/api/v1/nodes"): node_list([node_obj("n1"), node_obj("n2")])})
