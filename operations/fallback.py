@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field
 from monitoring.remediation.actions import Outcome
 from monitoring.remediation.audit import AuditLog, AuditRecord
 from monitoring.remediation.errors import KubeApiError
+from monitoring.remediation.guards import selector_matches as pdb_selector_matches
 from operations._fallback_kube import OpsCluster
 from operations._rollout_share import ShareControl
 
@@ -149,25 +150,13 @@ def _parse_time(text: str | None) -> float | None:
 
 
 def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    """A ``LabelSelector`` (matchLabels, matchExpressions) against a pod's labels; an
-    empty selector matches nothing (a workload always has one)."""
-    match = selector.get("matchLabels") or {}
-    exprs = selector.get("matchExpressions") or []
-    if not match and not exprs:
+    """A workload's ``LabelSelector`` (matchLabels, matchExpressions) against a pod's
+    labels, matched as remediation matches disruption budgets, except that an empty
+    selector matches nothing here: a workload always has one, so an empty one is no
+    claim on any pod."""
+    if not (selector.get("matchLabels") or selector.get("matchExpressions")):
         return False
-    if any(labels.get(k) != v for k, v in match.items()):
-        return False
-    for e in exprs:
-        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and labels.get(key) in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    return pdb_selector_matches(selector, labels)
 
 
 class Fallback:
