@@ -101,18 +101,14 @@ def test_the_sdk_sends_exactly_the_written_recurring_runs(written):
         created.append(seen.body)
         return 200, {**seen.body, "recurring_run_id": f"rr-{len(created)}"}
 
-    api = ApiRecorder(
-        {
-            ("GET", "/apis/v2beta1/healthz"): (200, {"multi_user": False}),
-            ("POST", "/apis/v2beta1/recurringruns"): create,
-        }
-    )
-    try:
+    routes = {
+        ("GET", "/apis/v2beta1/healthz"): (200, {"multi_user": False}),
+        ("POST", "/apis/v2beta1/recurringruns"): create,
+    }
+    with ApiRecorder(routes) as api:
         ids = apply_schedules(api.url, written)
-    finally:
-        api.close()
     assert ids == ["rr-1", "rr-2"]
-    posts = [(s.method, s.path) for s in api.seen if s.method != "GET"]
+    posts = [(s.method, s.path) for s in api.writes()]
     assert posts == [("POST", "/apis/v2beta1/recurringruns")] * 2
     for body, name in zip(
         created, ("hydatis-retrain-daily", "hydatis-retrain-weekly"), strict=True
