@@ -35,7 +35,9 @@ def make(champion: FakeModels, challenger: FakeModels, **cfg) -> Extender:
     async def route(request: httpx.Request) -> httpx.Response:
         return await (challenger if request.url.host == "c" else champion)(request)
 
-    settings = dict(load_url="http://m", anomaly_url="http://m", agent_url="http://m")
+    # the agent alone decides unless a test says otherwise (the arms differ by it)
+    settings = dict(load_url="http://m", anomaly_url="http://m", agent_url="http://m",
+                    weights={"load": 0.0, "agent": 1.0, "anomaly": 0.0})  # fmt: skip
     settings.update(cfg)
     client = httpx.AsyncClient(transport=httpx.MockTransport(route))
     return Extender(load_config(None, **settings), client=client, clock=Clock())
