@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
 from contextlib import ExitStack
@@ -542,8 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     forecast_cmd.add_parser(sub)
     drift_cmd.add_parser(sub)
     for name in OPERATIONS_COMMANDS:
-        if importlib.util.find_spec(f"cli.{name}") is not None:
-            importlib.import_module(f"cli.{name}").add_parser(sub)
+        importlib.import_module(f"cli.{name}").add_parser(sub)
     return parser
 
 
