@@ -254,9 +254,10 @@ def pod_spec_problems(where: str, pod: dict[str, Any], *, probes: bool = True) -
 
 
 def writable_path_problems(where: str, pod: dict[str, Any]) -> list[Problem]:
-    """Mounts a container may write must be emptyDir (the root filesystem is read-only, so
-    anything else is state kept where it should not be); Secret and ConfigMap mounts must
-    be read-only."""
+    """Mounts a container may write must be an emptyDir, or a PersistentVolumeClaim where
+    state is meant to outlive the pod (the retraining jobs' work directory); anything else
+    is state kept where it should not be (the root filesystem is read-only). Secret and
+    ConfigMap mounts must be read-only."""
     volumes = {v.get("name"): v for v in pod.get("volumes") or []}
     problems: list[Problem] = []
     for c in (pod.get("initContainers") or []) + (pod.get("containers") or []):
@@ -268,8 +269,8 @@ def writable_path_problems(where: str, pod: dict[str, Any]) -> list[Problem]:
                 continue
             if ("secret" in volume or "configMap" in volume) and m.get("readOnly") is not True:
                 problems.append(Problem(at, "Secret/ConfigMap mount not readOnly"))
-            if not m.get("readOnly") and "emptyDir" not in volume:
-                problems.append(Problem(at, "writable and not an emptyDir"))
+            if not m.get("readOnly") and not ({"emptyDir", "persistentVolumeClaim"} & set(volume)):
+                problems.append(Problem(at, "writable and neither an emptyDir nor a claim"))
     return problems
 
 

@@ -1166,7 +1166,29 @@ def test_writable_path_check_catches_a_writable_config_mount():
         "volumes": [{"name": "cfg", "configMap": {"name": "x"}}],
     }
     problems = "\n".join(str(p) for p in writable_path_problems("p", pod))
-    assert "not readOnly" in problems and "not an emptyDir" in problems
+    assert "not readOnly" in problems and "neither an emptyDir nor a claim" in problems
+
+
+def test_writable_path_check_accepts_empty_dirs_and_claims_only():
+    pod = {
+        "containers": [
+            {
+                "name": "c",
+                "volumeMounts": [
+                    {"name": "tmp", "mountPath": "/tmp"},
+                    {"name": "work", "mountPath": "/var/lib/hydatis"},
+                    {"name": "host", "mountPath": "/host"},
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {}},
+            {"name": "work", "persistentVolumeClaim": {"claimName": "w"}},
+            {"name": "host", "hostPath": {"path": "/"}},
+        ],
+    }
+    problems = [str(p) for p in writable_path_problems("p", pod)]
+    assert len(problems) == 1 and "/host" in problems[0]
 
 
 @pytest.mark.parametrize("build", OVERLAYS)
