@@ -108,7 +108,7 @@ def _trial_job(sp: Space, *, image: str, budget: str, seed: int, data_claim: str
         env=[
             k8s.V1EnvVar(name="HYDATIS_DATA_DIR", value=DATA_MOUNT),
             # paths inside the trial container: an emptyDir
-            k8s.V1EnvVar(name="HYDATIS_WORK_DIR", value="/tmp/hydatis"),  # nosec B108 emptyDir
+            k8s.V1EnvVar(name="HYDATIS_WORK_DIR", value="/tmp/hydatis"),  # nosec B108 an emptyDir
             k8s.V1EnvVar(name="HOME", value="/tmp"),  # nosec B108 an emptyDir
         ],
         resources=k8s.V1ResourceRequirements(

@@ -258,7 +258,7 @@ def serve_models(
             with log_path.open("wb") as out:  # the child keeps its own descriptor
                 proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=child_env)
             procs.append(proc)
-            url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # nosec B104 no bind
+            url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # nosec B104 compared only
             servers[kind] = RunningServer(
                 kind, model_name, f"http://{url_host}:{port}", str(source), proc, log_path
             )
