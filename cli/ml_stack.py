@@ -102,6 +102,7 @@ ML_VARIANTS: dict[str, dict[str, Any]] = {
     "ml-anomaly": {
         "weights": {"load": 0.0, "agent": 0.0, "anomaly": 1.0},
         "filter_hot": False,
+        "filter_anomalous": True,
     },
     "ml-nolag": {"lag_compensation": False},
 }

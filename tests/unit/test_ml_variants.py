@@ -30,7 +30,12 @@ def test_variant_settings_are_valid_extender_settings(name: str) -> None:
             False,
         )
     if name == "ml-anomaly":
-        assert (w.load, w.agent, config.filter_hot) == (0.0, 0.0, False)
+        assert (w.load, w.agent, config.filter_hot, config.filter_anomalous) == (
+            0.0,
+            0.0,
+            False,
+            True,
+        )
     assert config.lag_compensation == (name != "ml-nolag")
 
 

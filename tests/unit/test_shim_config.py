@@ -11,7 +11,7 @@ from scheduler_shim.config import load_config
 def test_defaults_run_on_one_machine():
     c = load_config(None)
     assert (c.host, c.port, c.source) == ("127.0.0.1", 8888, "push")
-    assert (c.weights.load, c.weights.agent, c.weights.anomaly) == (0.6, 0.3, 0.1)
+    assert (c.weights.load, c.weights.agent, c.weights.anomaly) == (0.8, 0.1, 0.1)
     assert c.redis_url is None and c.mode == "active" and c.rollout_percent == 100
 
 
@@ -22,7 +22,7 @@ def test_file_then_environment_then_flags(tmp_path, monkeypatch):
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
     c = load_config(f, mode="active")
     assert c.port == 9000 and c.rollout_percent == 50 and c.mode == "active"
-    assert c.weights.agent == 0.0 and c.weights.load == 0.6
+    assert c.weights.agent == 0.0 and c.weights.load == 0.8
     assert c.redis_url == "redis://127.0.0.1:6379/0"
 
 

@@ -123,7 +123,7 @@ def default_models(n=4):
 
 def test_filter_drops_hot_and_anomalous_nodes_with_reasons():
     async def go():
-        ext = await started(make(default_models()), rows())
+        ext = await started(make(default_models(), filter_anomalous=True), rows())
         out = await ext.filter({"Pod": pod(cpu="2"), "NodeNames": ["n0", "n1", "n2", "n3"]})
         await ext.close()
         return out
@@ -162,7 +162,7 @@ def test_anomalous_nodes_come_back_before_hot_ones_when_nothing_would_pass():
     )
 
     async def go():
-        ext = await started(make(models), rows(3))
+        ext = await started(make(models, filter_anomalous=True), rows(3))
         out = await ext.filter({"Pod": pod(), "NodeNames": ["n0", "n1", "n2"]})
         return ext, out
 
@@ -170,6 +170,17 @@ def test_anomalous_nodes_come_back_before_hot_ones_when_nothing_would_pass():
     assert out["NodeNames"] == ["n1", "n2"] and list(out["FailedNodes"]) == ["n0"]
     assert fallbacks(ext, "filter_relaxed_anomalous") == 1
     assert fallbacks(ext, "filter_would_empty") == 0
+
+
+def test_by_default_anomalous_nodes_are_scored_down_not_filtered():
+    async def go():
+        ext = await started(make(default_models()), rows())
+        names = ["n0", "n1", "n2", "n3"]
+        return await ext.filter({"Pod": pod(cpu="2"), "NodeNames": names})
+
+    out = run(go())
+    assert list(out["FailedNodes"]) == ["n1"]  # predicted hot; the flagged n3 stays
+    assert "n3" in out["NodeNames"]
 
 
 def test_prioritize_prefers_the_cool_normal_node():
@@ -303,7 +314,7 @@ def test_failed_model_at_refresh_degrades_its_part_only():
     models.fail = {"hydatis-load-predictor"}
 
     async def go():
-        ext = await started(make(models), rows())
+        ext = await started(make(models, filter_anomalous=True), rows())
         out = await ext.filter({"Pod": pod(), "NodeNames": ["n0", "n1", "n2", "n3"]})
         return ext, out
 
