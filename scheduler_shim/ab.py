@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from scheduler_shim.models import ModelCallError, ModelClient
+from scheduler_shim.models import ModelCallError, ModelClient, open_clients
 
 __all__ = [
     "ARMS",
@@ -135,18 +135,14 @@ class ABArms:
         self.metrics.challenger_ratio.set(c.ab_percent / 100.0 if self.enabled else 0.0)
         if not self.enabled:
             return
-        if c.challenger_agent_url:
-            self.agent_client = ModelClient(
-                poster(c.challenger_agent_url), c.agent_model, c.agent_timeout_s, observe
-            )
-        if c.challenger_load_url:
-            self.load_client = ModelClient(
-                poster(c.challenger_load_url), c.load_model, c.model_timeout_s, observe
-            )
-        if c.challenger_anomaly_url:
-            self.anomaly_client = ModelClient(
-                poster(c.challenger_anomaly_url), c.anomaly_model, c.model_timeout_s, observe
-            )
+        self.load_client, self.anomaly_client, self.agent_client = open_clients(
+            poster,
+            c,
+            observe,
+            load_url=c.challenger_load_url,
+            anomaly_url=c.challenger_anomaly_url,
+            agent_url=c.challenger_agent_url,
+        )
         log.info(
             "A/B test: %.1f%% of pods to the challenger (agent=%s load=%s anomaly=%s)",
             c.ab_percent,

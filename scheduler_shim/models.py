@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import numpy as np
@@ -21,7 +22,7 @@ import orjson
 from hydatis.errors import HydatisError
 from scheduler_shim._http import HttpPoolError
 
-__all__ = ["ModelCallError", "ModelClient", "httpx_post"]
+__all__ = ["ModelCallError", "ModelClient", "httpx_post", "open_clients"]
 
 
 class ModelCallError(HydatisError):
@@ -137,3 +138,29 @@ def httpx_post(
         return resp.status_code, resp.content
 
     return post
+
+
+def open_clients(
+    poster: Callable[[str], Any],
+    config: Any,
+    observe: Callable[[str, float, bool], None],
+    *,
+    load_url: str,
+    anomaly_url: str,
+    agent_url: str,
+) -> tuple[ModelClient | None, ModelClient | None, ModelClient | None]:
+    """The load, anomaly and agent clients of one set of model servers (None where a URL
+    is empty), with the extender's model names and timeouts (``config``: a ShimConfig).
+
+    ``poster(url)`` gives a request function for one server: the champion's servers and
+    an A/B test's challenger get their clients the same way.
+    """
+
+    def client(url: str, model: str, timeout_s: float) -> ModelClient | None:
+        return ModelClient(poster(url), model, timeout_s, observe) if url else None
+
+    return (
+        client(load_url, config.load_model, config.model_timeout_s),
+        client(anomaly_url, config.anomaly_model, config.model_timeout_s),
+        client(agent_url, config.agent_model, config.agent_timeout_s),
+    )

@@ -33,7 +33,7 @@ from scheduler_shim.ab import ABArms
 from scheduler_shim.config import ShimConfig
 from scheduler_shim.live import RESOURCES, LiveAccuracy
 from scheduler_shim.metrics import ExtenderMetrics
-from scheduler_shim.models import ModelCallError, ModelClient, httpx_post
+from scheduler_shim.models import ModelCallError, httpx_post, open_clients
 from scheduler_shim.protocol import ExtenderArgs, filter_result, parse_args, priority_list
 from scheduler_shim.scoring import (
     NEUTRAL,
@@ -128,16 +128,9 @@ class Extender:
             self._pools.append(pool)
             return pool.post
 
-        if c.load_url:
-            self.load_client = ModelClient(poster(c.load_url), c.load_model, c.model_timeout_s, m)
-        if c.anomaly_url:
-            self.anomaly_client = ModelClient(
-                poster(c.anomaly_url), c.anomaly_model, c.model_timeout_s, m
-            )
-        if c.agent_url:
-            self.agent_client = ModelClient(
-                poster(c.agent_url), c.agent_model, c.agent_timeout_s, m
-            )
+        self.load_client, self.anomaly_client, self.agent_client = open_clients(
+            poster, c, m, load_url=c.load_url, anomaly_url=c.anomaly_url, agent_url=c.agent_url
+        )
         self.metrics.init_models(
             cl.model for cl in (self.load_client, self.anomaly_client, self.agent_client) if cl
         )
