@@ -12,10 +12,7 @@ defaults. The split, the evaluation and the gate are the training pipeline's.
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset
 
-from components.deploy.component import deploy_op
-from components.evaluate.component import evaluate_op
-from components.gate.component import gate_op, register_op
-from components.train.component import train_op
+from pipelines._steps import gate_and_deploy, train_evaluate_register
 from pipelines.training import MODELS
 
 __all__ = ["PIPELINE_NAME", "retraining_pipeline", "task_count"]
@@ -52,41 +49,16 @@ def retraining_pipeline(
         artifact_uri=features_uri, artifact_class=Dataset, reimport=False
     ).set_display_name("features")
     with dsl.ParallelFor(items=models, parallelism=3, name="per-model") as model:
-        trained = train_op(
-            model_name=model,
+        registered = train_evaluate_register(
+            model,
             dataset=dataset.output,
             features=features.output,
             params_json="",
-            budget=train_budget,
+            train_budget=train_budget,
             valid_share=valid_share,
             seed=seed,
-        ).set_display_name("train")
-        evaluated = evaluate_op(
-            model_name=model,
-            bundle=trained.outputs["bundle"],
-            dataset=dataset.output,
-            features=features.output,
-            valid_share=valid_share,
-            seed=seed,
-        ).set_display_name("evaluate")
-        registered = (
-            register_op(
-                bundle=evaluated.outputs["evaluated"],
-                dataset=dataset.output,
-                features=features.output,
-                valid_share=valid_share,
-                seed=seed,
-            )
-            .set_caching_options(False)
-            .set_display_name("register (gate)")
         )
-    gate = (
-        gate_op(registered=dsl.Collected(registered.outputs["Output"]))
-        .set_caching_options(False)
-        .set_display_name("gate")
+    gate = gate_and_deploy(
+        registered, deploy_target=deploy_target, namespace=namespace, storage_root=storage_root
     )
-    with dsl.If(gate.outputs["Output"] == True, name="promoted"):  # noqa: E712 (a kfp condition)
-        deploy_op(
-            target=deploy_target, namespace=namespace, storage_root=storage_root
-        ).set_caching_options(False).set_display_name("deploy")
     return gate.outputs["outcomes"]

@@ -29,14 +29,11 @@ from kfp import dsl
 from kfp.dsl import Artifact
 
 from components.build_features.component import build_features_op
-from components.deploy.component import deploy_op
-from components.evaluate.component import evaluate_op
-from components.gate.component import gate_op, register_op
 from components.import_trace.component import import_history_op
 from components.materialize.component import materialize_op
-from components.train.component import train_op
 from components.tune.component import tune_op
 from components.validate.component import validate
+from pipelines._steps import gate_and_deploy, train_evaluate_register
 
 __all__ = ["MODELS", "PIPELINE_NAME", "task_count", "training_pipeline"]
 
@@ -113,41 +110,16 @@ def training_pipeline(
             .after(stored)
             .set_display_name("tune")
         )
-        trained = train_op(
-            model_name=model,
+        registered = train_evaluate_register(
+            model,
             dataset=dataset,
             features=features.outputs["features"],
             params_json=tuned.outputs["Output"],
-            budget=train_budget,
+            train_budget=train_budget,
             valid_share=valid_share,
             seed=seed,
-        ).set_display_name("train")
-        evaluated = evaluate_op(
-            model_name=model,
-            bundle=trained.outputs["bundle"],
-            dataset=dataset,
-            features=features.outputs["features"],
-            valid_share=valid_share,
-            seed=seed,
-        ).set_display_name("evaluate")
-        registered = (
-            register_op(
-                bundle=evaluated.outputs["evaluated"],
-                dataset=dataset,
-                features=features.outputs["features"],
-                valid_share=valid_share,
-                seed=seed,
-            )
-            .set_caching_options(False)
-            .set_display_name("register (gate)")
         )
-    gate = (
-        gate_op(registered=dsl.Collected(registered.outputs["Output"]))
-        .set_caching_options(False)
-        .set_display_name("gate")
+    gate = gate_and_deploy(
+        registered, deploy_target=deploy_target, namespace=namespace, storage_root=storage_root
     )
-    with dsl.If(gate.outputs["Output"] == True, name="promoted"):  # noqa: E712 (a kfp condition)
-        deploy_op(
-            target=deploy_target, namespace=namespace, storage_root=storage_root
-        ).set_caching_options(False).set_display_name("deploy")
     return gate.outputs["outcomes"]
