@@ -20,12 +20,27 @@ import httpx
 
 __all__ = [
     "RunningServer",
+    "backfill_openmetrics",
     "free_port",
     "prometheus_server",
     "running_process",
     "stop_process",
     "wait_http_ready",
 ]
+
+
+def backfill_openmetrics(src: Path, data_dir: Path, timeout_s: float = 300.0) -> None:
+    """Write ``src`` (OpenMetrics) into TSDB blocks under ``data_dir`` with the real
+    ``promtool tsdb create-blocks-from openmetrics``; its stderr in the error if it fails."""
+    proc = subprocess.run(
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(src), str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"promtool backfill of {src} failed: {proc.stderr[-2000:]}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

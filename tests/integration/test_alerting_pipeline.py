@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from simulator.openmetrics import write_openmetrics
 from simulator.schedulers import make_scheduler
 from simulator.synthetic import generate_synthetic
 from simulator.workload import compile_workload
-from tests.servers import free_port, running_process
+from tests.servers import backfill_openmetrics, free_port, running_process
 
 BINARIES = ("prometheus", "promtool", "prometheus-alertmanager")
 pytestmark = [
@@ -66,19 +65,7 @@ def _replay(tmp: Path) -> tuple[ReplayCluster, str, object]:
     result = simulate(workload, make_scheduler("default"), seed=0, control=cluster)
     history = history_dataset(workload, result, owners=owners)
     export = write_openmetrics(history, tmp / "replay.om", end_before=4 * 3600)
-    subprocess.run(
-        [
-            "promtool",
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            str(export.path),
-            str(tmp / "data"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    backfill_openmetrics(str(export.path), str(tmp / "data"))
     return cluster, workload.node_names[HOT], export
 
 

@@ -38,7 +38,7 @@ from simulator.metrics_export import ReplayMetricsExport, ReplayRecorder, ml_sta
 from simulator.report import series_for_report, write_results
 from simulator.schedulers import make_scheduler
 from simulator.workload import compile_workload
-from tests.servers import prometheus_server
+from tests.servers import backfill_openmetrics, prometheus_server
 
 pytestmark = [
     pytest.mark.integration,
@@ -110,7 +110,7 @@ def _replay(
 
 def _backfill(files: Sequence[Path], data: Path) -> None:
     for f in files:
-        _run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(f), str(data)])
+        backfill_openmetrics(f, data)
 
 
 def _record_rules(url: str, start: float, end: float, out: Path) -> bool:

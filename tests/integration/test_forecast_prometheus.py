@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,7 @@ from hydatis.dataset import ClusterDataset, empty_table
 from hydatis.prometheus import PrometheusClient
 from monitoring.forecast import forecast_series, prometheus_demand
 from simulator.openmetrics import write_openmetrics
-from tests.servers import prometheus_server
+from tests.servers import backfill_openmetrics, prometheus_server
 
 pytestmark = [
     pytest.mark.integration,
@@ -87,19 +86,7 @@ def prom(tmp_path_factory):
             f'kube_node_labels{{node="{node}",label_pool="{pool}"}} 1 {int(t)}' for t in stamps
         ]
     export.path.write_text(text + "\n".join(lines) + "\n# EOF\n")
-    subprocess.run(
-        [
-            "promtool",
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            str(export.path),
-            str(tmp / "data"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    backfill_openmetrics(str(export.path), str(tmp / "data"))
     export.path.unlink()
     with prometheus_server(tmp / "data") as server:
         yield {"url": server.url, "export": export, "ds": ds, "tmp": tmp}

@@ -9,7 +9,6 @@ mean of the exported utilisation over the last minute (the samples at ``t - 30 s
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 
 import numpy as np
@@ -25,7 +24,7 @@ from simulator.openmetrics import write_openmetrics
 from simulator.schedulers import make_scheduler
 from simulator.synthetic import generate_synthetic
 from simulator.workload import compile_workload
-from tests.servers import prometheus_server
+from tests.servers import backfill_openmetrics, prometheus_server
 
 pytestmark = [
     pytest.mark.integration,
@@ -65,19 +64,7 @@ def roundtrip(tmp_path_factory):
     )
     timings["export"] = time.perf_counter() - t
     t = time.perf_counter()
-    subprocess.run(
-        [
-            "promtool",
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            str(export.path),
-            str(tmp / "data"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    backfill_openmetrics(str(export.path), str(tmp / "data"))
     timings["backfill"] = time.perf_counter() - t
     export.path.unlink()
 

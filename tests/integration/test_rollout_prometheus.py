@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from hydatis.prometheus import PrometheusClient
 from operations.rollout import GateConfig, PrometheusEvidence
 from scheduler_shim.service import rollout_bucket
-from tests.servers import prometheus_server
+from tests.servers import backfill_openmetrics, prometheus_server
 
 pytestmark = [
     pytest.mark.integration,
@@ -129,12 +128,7 @@ def prom(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rollout-prom")
     src = tmp / "history.om"
     src.write_text(_openmetrics())
-    subprocess.run(
-        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(src), str(tmp / "data")],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    backfill_openmetrics(src, tmp / "data")
     with prometheus_server(tmp / "data") as server:
         yield server.url
 
